@@ -1,0 +1,107 @@
+"""k-nearest-neighbour inverse-distance interpolation, with k chosen on the fitted spots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.neighbors import NearestNeighbors
+
+from ..._errors import input_error
+from ..._validate import check_coordinates
+
+DEFAULT_K_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+
+
+class KNNInterpolator:
+    """Inverse-distance weighted mean of the ``k`` nearest fitted spots.
+
+    Parameters
+    ----------
+    k
+        Number of neighbours, or ``None`` to choose it by leave-one-out on the fitted spots
+        (each spot predicted from its ``k`` nearest *other* spots; lowest MSE over non-zero
+        entries wins). Only the fitted spots are used, never the held-out ones.
+    power
+        Weights are ``1 / distance**power``.
+    k_grid
+        Candidates tried when ``k`` is ``None``.
+    block_rows
+        Queries are answered in blocks of this many rows (bounded memory).
+    """
+
+    name = "knn"
+
+    def __init__(
+        self,
+        k: int | None = None,
+        power: float = 1.0,
+        k_grid: Sequence[int] = DEFAULT_K_GRID,
+        block_rows: int = 4096,
+    ) -> None:
+        self.k = k
+        self.power = power
+        self.k_grid = tuple(k_grid)
+        self.block_rows = block_rows
+
+    def fit(self, X: np.ndarray | sp.spmatrix, coords: np.ndarray) -> KNNInterpolator:
+        self.coords_ = check_coordinates(coords, "coords", n_rows=X.shape[0])
+        self.X_ = sp.csr_matrix(X, dtype=np.float32)
+        self.nn_ = NearestNeighbors().fit(self.coords_)
+        n = self.coords_.shape[0]
+        if n < 2:
+            raise input_error("kNN interpolation needs at least 2 fitted spots", "knn")
+        self.k_ = min(self.k, n) if self.k is not None else self._choose_k()
+        return self
+
+    def _weights(self, dist: np.ndarray) -> np.ndarray:
+        # An exact hit (distance 0) takes all the weight; otherwise 1 / d^power, normalised.
+        exact = dist <= 1e-12
+        with np.errstate(divide="ignore"):
+            w = np.where(exact, 0.0, 1.0 / np.maximum(dist, 1e-12) ** self.power)
+        hit = exact.any(axis=1)
+        w[hit] = exact[hit].astype(np.float64)
+        return w / w.sum(axis=1, keepdims=True)
+
+    def _interpolate(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        w = self._weights(dist)
+        rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
+        W = sp.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(idx.shape[0], self.X_.shape[0]))
+        return np.asarray((W @ self.X_).toarray(), dtype=np.float32)
+
+    def _choose_k(self) -> int:
+        n = self.coords_.shape[0]
+        grid = [k for k in self.k_grid if k <= n - 1] or [1]
+        dist, idx = self.nn_.kneighbors(self.coords_, n_neighbors=max(grid) + 1)
+        dist, idx = dist[:, 1:], idx[:, 1:]  # leave the spot itself out
+        truth = self.X_.tocoo()
+        best_k, best_err = grid[0], np.inf
+        for k in grid:
+            pred = self._interpolate(dist[:, :k], idx[:, :k])
+            err = (
+                float(np.mean((pred[truth.row, truth.col] - truth.data) ** 2)) if truth.nnz else 0.0
+            )
+            if err < best_err:
+                best_k, best_err = k, err
+        self.cv_mse_ = best_err
+        return best_k
+
+    def predict(self, coords: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+        coords = check_coordinates(coords, "coords", dims=(self.coords_.shape[1],))
+        k = self.k_ + int(exclude_self)
+        out = np.empty((coords.shape[0], self.X_.shape[1]), dtype=np.float32)
+        for start in range(0, coords.shape[0], self.block_rows):
+            q = coords[start : start + self.block_rows]
+            dist, idx = self.nn_.kneighbors(q, n_neighbors=min(k, self.X_.shape[0]))
+            if exclude_self:  # drop the nearest exact match (the spot itself)
+                dist, idx = _drop_first_exact(dist, idx, self.k_)
+            out[start : start + len(q)] = self._interpolate(dist, idx)
+        return out
+
+
+def _drop_first_exact(dist: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    exact = dist[:, 0] <= 1e-12
+    keep_dist = np.where(exact[:, None], dist[:, 1:], dist[:, :-1])[:, :k]
+    keep_idx = np.where(exact[:, None], idx[:, 1:], idx[:, :-1])[:, :k]
+    return keep_dist, keep_idx

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from stfield.bench import evaluate, spatial_split
+from stfield.bench.baselines import BASELINES, GeneMean, KNNInterpolator
+
+
+def test_knn_is_exact_at_fitted_spots_and_excludes_self(smooth_slice):
+    X, coords = smooth_slice.X, smooth_slice.obsm["spatial"]
+    knn = KNNInterpolator(k=4).fit(X, coords)
+    np.testing.assert_allclose(knn.predict(coords[:7]), X[:7].toarray())
+    loo = knn.predict(coords[:7], exclude_self=True)
+    assert not np.allclose(loo, X[:7].toarray())
+
+
+def test_knn_chooses_k_on_training_spots_and_beats_the_mean(smooth_slice):
+    X, coords = smooth_slice.X, smooth_slice.obsm["spatial"]
+    split = spatial_split(X.shape[0], 0.2, seed=0)
+    knn = KNNInterpolator().fit(X[split.train], coords[split.train])
+    assert knn.k_ > 1  # noisy Poisson counts: averaging several neighbours wins
+    mean = GeneMean().fit(X[split.train], coords[split.train])
+    s_knn = evaluate(X[split.test], knn.predict(coords[split.test]))
+    s_mean = evaluate(X[split.test], mean.predict(coords[split.test]))
+    assert s_knn["pearson_gene"] > 0.3
+    assert s_knn["mse"] < s_mean["mse"]
+
+
+def test_registry_and_input_checks(smooth_slice):
+    assert set(BASELINES) >= {"knn", "mean"}
+    for factory in BASELINES.values():
+        m = factory().fit(smooth_slice.X, smooth_slice.obsm["spatial"])
+        assert m.predict(smooth_slice.obsm["spatial"][:3]).shape == (3, smooth_slice.n_vars)
+    with pytest.raises(ValueError, match="coordinate rows"):
+        KNNInterpolator().fit(smooth_slice.X, smooth_slice.obsm["spatial"][:5])
