@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .._errors import StfieldFileNotFoundError, input_error
@@ -104,7 +104,7 @@ def load_model_dir(
         )
     try:
         state = load_file(str(path / WEIGHTS_FILE))
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise input_error(
             f"{WEIGHTS_FILE} is missing or corrupt ({exc})", str(path), "re-save the model"
         ) from None
