@@ -7,7 +7,9 @@ import importlib
 import click
 
 # module name -> names of click commands it defines; each module is one model family.
-_MODULES: dict[str, tuple[str, ...]] = {}
+_MODULES: dict[str, tuple[str, ...]] = {
+    "vq": ("vq",),
+}
 
 
 def commands() -> list[click.Command]:
