@@ -1,0 +1,122 @@
+"""A plain, seeded training-stage runner: progress bar, history, early stopping, NaN guard."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from torch import nn
+from tqdm.auto import tqdm
+
+from .._errors import input_error
+
+
+@dataclass
+class StageHistory:
+    """What one training stage did: per-epoch losses, validation losses and timing."""
+
+    name: str
+    loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "loss": list(self.loss),
+            "val_loss": list(self.val_loss),
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "seconds": self.seconds,
+        }
+
+
+def check_finite(value: float, stage: str, epoch: int, what: str = "loss") -> None:
+    """Raise ``ValueError`` naming the stage and epoch when ``value`` is NaN or inf."""
+    if not math.isfinite(value):
+        raise input_error(
+            f"{what} became {value} at epoch {epoch + 1}",
+            f"stage {stage!r}",
+            "lower the learning rate of this stage, check the input for extreme values, or "
+            "normalise the counts (stfield.pp.normalize_suica)",
+        )
+
+
+def run_stage(
+    name: str,
+    epoch_fn: Callable[[int], float],
+    n_epochs: int,
+    *,
+    val_fn: Callable[[], float] | None = None,
+    patience: int | None = None,
+    min_delta: float = 0.0,
+    modules: Sequence[nn.Module] = (),
+    progress: bool = True,
+) -> StageHistory:
+    """Run ``epoch_fn(epoch) -> mean training loss`` for ``n_epochs`` epochs.
+
+    Parameters
+    ----------
+    name
+        Stage name used in the progress bar and in error messages.
+    epoch_fn
+        Trains one epoch and returns its mean loss.
+    n_epochs
+        Number of epochs (0 skips the stage).
+    val_fn
+        Optional validation loss evaluated after every epoch. With it, the weights of ``modules``
+        at the best validation epoch are restored at the end.
+    patience
+        Stop when the validation loss has not improved by more than ``min_delta`` for this many
+        epochs (needs ``val_fn``); ``None`` disables early stopping.
+    modules
+        Modules whose best weights are kept (only used with ``val_fn``).
+    progress
+        Show a tqdm bar with the current loss in its postfix.
+    """
+    if n_epochs < 0:
+        raise input_error(f"epochs must be >= 0, got {n_epochs}", f"stage {name!r}")
+    if patience is not None and val_fn is None:
+        raise input_error(
+            "early stopping needs a validation subset",
+            f"stage {name!r}",
+            "pass val_fraction > 0 or patience=None",
+        )
+    hist = StageHistory(name)
+    best = math.inf
+    best_state: list[dict] | None = None
+    since_best = 0
+    start = time.perf_counter()
+    bar = tqdm(range(n_epochs), desc=name, disable=not progress, leave=False, dynamic_ncols=True)
+    for epoch in bar:
+        loss = float(epoch_fn(epoch))
+        check_finite(loss, name, epoch)
+        hist.loss.append(loss)
+        postfix = {"loss": f"{loss:.4g}"}
+        if val_fn is not None:
+            val = float(val_fn())
+            check_finite(val, name, epoch, "validation loss")
+            hist.val_loss.append(val)
+            postfix["val"] = f"{val:.4g}"
+            if val < best - min_delta:
+                best, since_best, hist.best_epoch = val, 0, epoch
+                best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+            else:
+                since_best += 1
+        bar.set_postfix(postfix, refresh=False)
+        if patience is not None and since_best >= patience:
+            hist.stopped_early = True
+            break
+    bar.close()
+    if best_state is not None:
+        for module, state in zip(modules, best_state, strict=True):
+            module.load_state_dict(state)
+    hist.seconds = time.perf_counter() - start
+    return hist
+
+
+__all__ = ["StageHistory", "check_finite", "run_stage"]
