@@ -41,6 +41,12 @@ def smooth_slice() -> AnnData:
 
 
 @pytest.fixture
+def slice_factory():
+    """``make_smooth_slice`` itself, for tests that need another size."""
+    return make_smooth_slice
+
+
+@pytest.fixture
 def transcripts_table() -> pd.DataFrame:
     """A small canonical transcripts table with a hand-checkable layout."""
     rng = np.random.default_rng(1)

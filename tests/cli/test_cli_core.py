@@ -56,3 +56,23 @@ def test_bad_arguments_exit_2(argv, tmp_path, capsys):
         argv = [*argv, "--out", str(tmp_path / "d"), "--no-models"]
     assert main(argv) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_full_demo_fits_suica_and_vq(tmp_path):
+    import torch
+
+    from stfield.models import SUICA
+
+    torch.set_num_threads(2)
+    out_dir = tmp_path / "demo"
+    assert main(["demo", "--out", str(out_dir)]) == 0
+    scores = pd.read_csv(out_dir / "protocol_scores.csv").set_index(["task", "method"])
+    suica, mean = scores.loc[("spatial", "suica")], scores.loc[("spatial", "mean")]
+    assert suica["mse"] < mean["mse"] and suica["pearson_gene"] > 0.1
+    for name in ("maps_measured_vs_suica.png", "suica_grid_2x.png", "vq/neighbourhoods.png",
+                 "vq/code_map.png"):
+        assert (out_dir / name).stat().st_size > 10_000, name
+    model = SUICA.load(out_dir / "suica_model")
+    assert model.is_fitted and model.n_genes == 305
+    report = (out_dir / "report.md").read_text()
+    assert "## Continuous field (SUICA)" in report and "## Discrete codes" in report

@@ -12,7 +12,7 @@ from anndata import AnnData
 
 from .._constants import SPATIAL_KEY
 from .baselines import Baseline
-from .metrics import evaluate
+from .metrics import ari, evaluate
 from .tasks import GeneMask, SpatialSplit, add_gaussian_noise, mute_entries, spatial_split
 
 TASKS = ("spatial", "genes", "denoise")
@@ -43,6 +43,7 @@ def run_task(
     make_method: Callable[[], Baseline],
     adata: AnnData,
     protocols: Protocols,
+    labels: np.ndarray | None = None,
 ) -> tuple[dict[str, float], np.ndarray]:
     """Fit a fresh method for ``task`` and score it; returns (metrics, predictions).
 
@@ -50,10 +51,15 @@ def run_task(
     * ``genes``: fit on the muted matrix, score only the muted entries (their true values;
       everything else is masked out of the truth).
     * ``denoise``: fit on the noisy matrix, score every spot against the clean matrix.
+
+    ``labels`` (one per spot of ``adata``) adds the ARI of clusters of the prediction of the
+    scored spots against them. The returned predictions are the method's raw output for the
+    scored spots (held-out spots, or every spot).
     """
     X = sp.csr_matrix(adata.X)
     coords = np.asarray(adata.obsm[SPATIAL_KEY], dtype=np.float64)
     method = make_method()
+    scored = protocols.split.test if task == "spatial" else np.arange(adata.n_obs)
     t0 = time.perf_counter()
     if task == "spatial":
         train, test = protocols.split.train, protocols.split.test
@@ -66,9 +72,6 @@ def run_task(
         fit_s = time.perf_counter() - t0
         pred = method.predict(coords, exclude_self=True)
         truth = X.multiply(protocols.mask.muted_mask()).tocsr()
-        # Score muted entries only: unmuted entries of pred are set to 0 where truth is 0,
-        # so they count neither as errors nor as zero-map disagreements.
-        pred = np.asarray(sp.csr_matrix(pred).multiply(protocols.mask.muted_mask()).toarray())
     elif task == "denoise":
         method.fit(protocols.noisy, coords)
         fit_s = time.perf_counter() - t0
@@ -76,7 +79,18 @@ def run_task(
         truth = X
     else:
         raise ValueError(f"unknown task {task!r}; use one of {TASKS}")
-    scores = evaluate(truth, pred)
+    predict_s = time.perf_counter() - t0 - fit_s
+    scored_pred = pred
+    if task == "genes":
+        # Score muted entries only: elsewhere the prediction is zeroed like the truth, so
+        # observed entries count neither as errors nor as zero-map disagreements.
+        scored_pred = sp.csr_matrix(pred).multiply(protocols.mask.muted_mask()).tocsr()
+    scores = evaluate(truth, scored_pred)
+    if task == "genes":
+        # Every scored (muted) entry is non-zero: there is no zero map to compare.
+        scores["iou"] = float("nan")
+    if labels is not None:
+        scores["ari"] = ari(np.asarray(labels)[scored], pred)
     scores["fit_seconds"] = fit_s
-    scores["predict_seconds"] = time.perf_counter() - t0 - fit_s
+    scores["predict_seconds"] = predict_s
     return scores, pred

@@ -8,7 +8,9 @@ import click
 
 # module name -> names of click commands it defines; each module is one model family.
 _MODULES: dict[str, tuple[str, ...]] = {
+    "suica": ("fit", "predict"),
     "vq": ("vq",),
+    "bench": ("benchmark",),
 }
 
 

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
+from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from .._constants import SPATIAL_KEY, UNS_KEY
@@ -32,9 +33,9 @@ def _gene_values(adata: AnnData, gene: str, layer: str | None) -> np.ndarray:
 
 
 def _spot_size(adata: AnnData) -> float | None:
-    return adata.uns.get(UNS_KEY, {}).get("bin_size_um") or adata.uns.get(UNS_KEY, {}).get(
-        "grid_step_um"
-    )
+    """Side of one spot in µm: a rendered grid's step, else the binning size, else unknown."""
+    uns = adata.uns.get(UNS_KEY, {})
+    return uns.get("grid", {}).get("step_um") or uns.get("bin_size_um")
 
 
 def _draw(
@@ -44,31 +45,30 @@ def _draw(
     size_um: float | None,
     vmax: float,
     cmap: str,
-) -> matplotlib.collections.PathCollection:
+) -> matplotlib.cm.ScalarMappable:
     ax.set_aspect("equal")
     pad = size_um or 0.0
     ax.set_xlim(coords[:, 0].min() - pad, coords[:, 0].max() + pad)
     ax.set_ylim(coords[:, 1].max() + pad, coords[:, 1].min() - pad)  # image convention: y down
-    if size_um is None:
-        marker_pts = 4.0
-    else:  # marker side in points = spot side in µm × (points per µm on this axis)
-        fig = ax.figure
-        width_pts = ax.get_position().width * fig.get_figwidth() * 72
-        marker_pts = size_um * width_pts / (np.ptp(coords[:, 0]) + 2 * pad)
-    sc = ax.scatter(
-        coords[:, 0],
-        coords[:, 1],
-        c=values,
-        s=marker_pts**2,
-        marker="s",
-        cmap=cmap,
-        vmin=0,
-        vmax=vmax,
-        linewidths=0,
-    )
     ax.set_xticks([])
     ax.set_yticks([])
-    return sc
+    if size_um is None:  # unknown spot size: plain dots
+        return ax.scatter(
+            coords[:, 0], coords[:, 1], c=values, s=6, cmap=cmap, vmin=0, vmax=vmax, linewidths=0
+        )
+    # Squares in data units tile a binned slice or a rendered grid exactly at any figure size.
+    half = size_um / 2
+    corners = np.array([[-half, -half], [half, -half], [half, half], [-half, half]])
+    polys = PolyCollection(
+        coords[:, None, :2] + corners[None],
+        array=values,
+        cmap=cmap,
+        linewidths=0,
+        antialiaseds=False,
+    )
+    polys.set_clim(0, vmax)
+    ax.add_collection(polys)
+    return polys
 
 
 def spatial_genes(

@@ -29,6 +29,8 @@ class KNNInterpolator:
         Candidates tried when ``k`` is ``None``.
     block_rows
         Queries are answered in blocks of this many rows (bounded memory).
+    seed
+        Accepted for the common protocol; the method is deterministic.
     """
 
     name = "knn"
@@ -39,6 +41,7 @@ class KNNInterpolator:
         power: float = 1.0,
         k_grid: Sequence[int] = DEFAULT_K_GRID,
         block_rows: int = 4096,
+        seed: int = 0,
     ) -> None:
         self.k = k
         self.power = power

@@ -13,6 +13,9 @@ class GeneMean:
 
     name = "mean"
 
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed  # accepted for the common protocol; the method is deterministic
+
     def fit(self, X: np.ndarray | sp.spmatrix, coords: np.ndarray) -> GeneMean:
         check_coordinates(coords, "coords", n_rows=X.shape[0])
         self.mean_ = np.asarray(X.mean(axis=0), dtype=np.float32).ravel()
