@@ -36,8 +36,14 @@ def test_info_on_an_h5ad(capsys, tmp_path, smooth_slice):
 def test_demo_writes_report_and_knn_beats_mean(tmp_path, capsys):
     out_dir = tmp_path / "demo"
     assert main(["demo", "--out", str(out_dir), "--no-models"]) == 0
-    for name in ("report.md", "maps_measured_vs_knn.png", "protocol_scores.csv", "split.npz",
-                 "gene_mask.npz", "slice.h5ad"):
+    for name in (
+        "report.md",
+        "maps_measured_vs_knn.png",
+        "protocol_scores.csv",
+        "split.npz",
+        "gene_mask.npz",
+        "slice.h5ad",
+    ):
         assert (out_dir / name).stat().st_size > 0, name
     scores = pd.read_csv(out_dir / "protocol_scores.csv").set_index(["task", "method"])
     assert set(scores.index.get_level_values("task")) == {"spatial", "genes", "denoise"}
@@ -69,8 +75,12 @@ def test_full_demo_fits_suica_and_vq(tmp_path):
     scores = pd.read_csv(out_dir / "protocol_scores.csv").set_index(["task", "method"])
     suica, mean = scores.loc[("spatial", "suica")], scores.loc[("spatial", "mean")]
     assert suica["mse"] < mean["mse"] and suica["pearson_gene"] > 0.1
-    for name in ("maps_measured_vs_suica.png", "suica_grid_2x.png", "vq/neighbourhoods.png",
-                 "vq/code_map.png"):
+    for name in (
+        "maps_measured_vs_suica.png",
+        "suica_grid_2x.png",
+        "vq/neighbourhoods.png",
+        "vq/code_map.png",
+    ):
         assert (out_dir / name).stat().st_size > 10_000, name
     model = SUICA.load(out_dir / "suica_model")
     assert model.is_fitted and model.n_genes == 305

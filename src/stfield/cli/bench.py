@@ -14,32 +14,88 @@ _DEFAULT_METHODS = "suica,ffn,siren,hashgrid,stage,knn,mean"
 
 @click.command("benchmark")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Folder for results.csv, results.md, figures/ and protocols/.")
-@click.option("--task", type=click.Choice(_TASKS), default="all", show_default=True,
-              help="Degradation protocol(s) to run.")
-@click.option("--methods", default=_DEFAULT_METHODS, show_default=True,
-              help="Comma-separated methods: suica, suica-noae, suica-nodice, suica-nograph, "
-                   "ffn, siren, hashgrid, stage, knn, mean.")
-@click.option("--seeds", default="0,1,2", show_default=True,
-              help="Comma-separated seeds; one set of splits/masks per seed.")
-@click.option("--bin-size", type=float, default=10.0, show_default=True,
-              help="Spot size in µm used to bin a transcripts table.")
-@click.option("--labels", "labels_key", default=None,
-              help="obs column of labels: adds the ARI of clustered predictions.")
-@click.option("--preset", type=click.Choice(("paper", "fast")), default="paper",
-              show_default=True, help="SUICA training preset (options below override it).")
-@click.option("--epochs-gae", type=click.IntRange(min=0), default=None,
-              help="SUICA stage-1 epochs [preset].")
-@click.option("--epochs-inr", type=click.IntRange(min=1), default=None,
-              help="SUICA stage-2 epochs, also the epochs of the vanilla INRs [preset; 1000].")
-@click.option("--epochs-decoder", type=click.IntRange(min=0), default=None,
-              help="SUICA stage-3 epochs [preset].")
-@click.option("--normalize/--no-normalize", default=True, show_default=True,
-              help="Apply SUICA's appendix-G preprocessing (stfield.pp.normalize_suica) first.")
-def benchmark(input_path: Path, out_dir: Path, task: str, methods: str, seeds: str,
-              bin_size: float, labels_key: str | None, preset: str, epochs_gae: int | None,
-              epochs_inr: int | None, epochs_decoder: int | None, normalize: bool) -> None:
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder for results.csv, results.md, figures/ and protocols/.",
+)
+@click.option(
+    "--task",
+    type=click.Choice(_TASKS),
+    default="all",
+    show_default=True,
+    help="Degradation protocol(s) to run.",
+)
+@click.option(
+    "--methods",
+    default=_DEFAULT_METHODS,
+    show_default=True,
+    help="Comma-separated methods: suica, suica-noae, suica-nodice, suica-nograph, "
+    "ffn, siren, hashgrid, stage, knn, mean.",
+)
+@click.option(
+    "--seeds",
+    default="0,1,2",
+    show_default=True,
+    help="Comma-separated seeds; one set of splits/masks per seed.",
+)
+@click.option(
+    "--bin-size",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Spot size in µm used to bin a transcripts table.",
+)
+@click.option(
+    "--labels",
+    "labels_key",
+    default=None,
+    help="obs column of labels: adds the ARI of clustered predictions.",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(("paper", "fast")),
+    default="paper",
+    show_default=True,
+    help="SUICA training preset (options below override it).",
+)
+@click.option(
+    "--epochs-gae", type=click.IntRange(min=0), default=None, help="SUICA stage-1 epochs [preset]."
+)
+@click.option(
+    "--epochs-inr",
+    type=click.IntRange(min=1),
+    default=None,
+    help="SUICA stage-2 epochs, also the epochs of the vanilla INRs [preset; 1000].",
+)
+@click.option(
+    "--epochs-decoder",
+    type=click.IntRange(min=0),
+    default=None,
+    help="SUICA stage-3 epochs [preset].",
+)
+@click.option(
+    "--normalize/--no-normalize",
+    default=True,
+    show_default=True,
+    help="Apply SUICA's appendix-G preprocessing (stfield.pp.normalize_suica) first.",
+)
+def benchmark(
+    input_path: Path,
+    out_dir: Path,
+    task: str,
+    methods: str,
+    seeds: str,
+    bin_size: float,
+    labels_key: str | None,
+    preset: str,
+    epochs_gae: int | None,
+    epochs_inr: int | None,
+    epochs_decoder: int | None,
+    normalize: bool,
+) -> None:
     """Run every method on every task of INPUT on identical stored splits; write one table."""
     from .. import pp
     from ..bench.harness import run_benchmark
@@ -48,14 +104,28 @@ def benchmark(input_path: Path, out_dir: Path, task: str, methods: str, seeds: s
     adata = read_slice(input_path, bin_size)
     if normalize:
         pp.normalize_suica(adata)
-    suica_opts = {"preset": preset, "epochs_gae": epochs_gae, "epochs_inr": epochs_inr,
-                  "epochs_decoder": epochs_decoder}
+    suica_opts = {
+        "preset": preset,
+        "epochs_gae": epochs_gae,
+        "epochs_inr": epochs_inr,
+        "epochs_decoder": epochs_decoder,
+    }
     suica_opts = {k: v for k, v in suica_opts.items() if v is not None}
     inr_opts = {} if epochs_inr is None else {"epochs": epochs_inr}
-    options = {name: dict(suica_opts) for name in ("suica", "suica-nodice", "suica-nograph",
-                                                   "suica-noae")}
+    options = {
+        name: dict(suica_opts) for name in ("suica", "suica-nodice", "suica-nograph", "suica-noae")
+    }
     options.update({name: dict(inr_opts) for name in ("ffn", "siren", "hashgrid")})
-    table = run_benchmark(adata, out_dir, tasks=task, methods=methods, seeds=seed_list,
-                          labels_key=labels_key, method_options=options)
-    click.echo(f"{len(table)} rows ({adata.n_obs:,} spots × {adata.n_vars:,} genes) -> "
-               f"{out_dir / 'results.csv'}, {out_dir / 'results.md'}")
+    table = run_benchmark(
+        adata,
+        out_dir,
+        tasks=task,
+        methods=methods,
+        seeds=seed_list,
+        labels_key=labels_key,
+        method_options=options,
+    )
+    click.echo(
+        f"{len(table)} rows ({adata.n_obs:,} spots × {adata.n_vars:,} genes) -> "
+        f"{out_dir / 'results.csv'}, {out_dir / 'results.md'}"
+    )

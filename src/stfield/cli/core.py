@@ -89,9 +89,13 @@ def _describe_transcripts(df: pd.DataFrame, n_genes: int) -> None:
 )
 @click.option("--bin-size", default=10.0, show_default=True, help="Spot size in µm for binning.")
 @click.option("--seed", default=0, show_default=True, help="Random seed of every protocol.")
-@click.option("--models/--no-models", default=True, show_default=True,
-              help="Fit the learned models (SUICA, VQ-VAE); --no-models runs the protocols "
-                   "with the kNN and mean baselines only (seconds).")
+@click.option(
+    "--models/--no-models",
+    default=True,
+    show_default=True,
+    help="Fit the learned models (SUICA, VQ-VAE); --no-models runs the protocols "
+    "with the kNN and mean baselines only (seconds).",
+)
 def demo(out_dir: Path, bin_size: float, seed: int, models: bool) -> None:
     """Run the main job on the bundled real Xenium crop and write a report."""
     from ..bench.demo import run_demo

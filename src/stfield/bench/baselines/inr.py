@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..._errors import input_error
 from ...models.backbones import make_backbone
 from ...train.losses import suica_decoder_loss
 from ._torch import TorchBaseline
