@@ -32,7 +32,7 @@ _DEFAULT_METHODS = "suica,ffn,siren,hashgrid,stage,knn,mean"
     "--methods",
     default=_DEFAULT_METHODS,
     show_default=True,
-    help="Comma-separated methods: suica, suica-noae, suica-nodice, suica-nograph, "
+    help="Comma-separated methods: suica, suica-siren, suica-noae, suica-nodice, suica-nograph, "
     "ffn, siren, hashgrid, stage, knn, mean.",
 )
 @click.option(

@@ -1,6 +1,7 @@
 """SUICA and its ablations (paper Table 3) behind the baseline protocol.
 
-``suica`` is the full model; each ablation removes one component:
+``suica`` is the full model (``suica-siren``: the same with a SIREN backbone, which the paper
+advises for sparser slices); each ablation removes one component:
 
 * ``suica-noae`` — no autoencoder: the INR maps coordinates straight to genes, trained with
   SUICA's reconstruction loss (MSE over non-zeros + L1 + Dice);
@@ -94,6 +95,7 @@ def _noae(
 #: Method name -> factory (keyword options: seed, preset, epochs_*, SUICA options).
 SUICA_METHODS: dict[str, Callable[..., Any]] = {
     "suica": _variant(),
+    "suica-siren": _variant(backbone="siren"),
     "suica-nodice": _variant(dice_weight=0.0),
     "suica-nograph": _variant(n_neighbors=1),
     "suica-noae": _noae,
