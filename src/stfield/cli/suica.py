@@ -15,29 +15,9 @@ import pandas as pd
 
 from .._constants import SPATIAL_KEY, UNS_KEY
 from .._errors import StfieldFileNotFoundError, input_error
+from ._common import read_slice
 
 _BACKBONES = ("ffn", "siren", "hashgrid")
-
-
-def _read_slice(path: Path, bin_size: float):
-    from anndata import AnnData
-
-    from .. import io, pp
-
-    if not path.exists():
-        raise StfieldFileNotFoundError(f"{path}: no such file or directory")
-    data = io.read(path)
-    if isinstance(data, pd.DataFrame):
-        if not (np.isfinite(bin_size) and bin_size > 0):
-            raise input_error(
-                f"bin size must be a positive number of µm, got {bin_size}",
-                "--bin-size",
-                "pass e.g. --bin-size 10",
-            )
-        data = pp.bin_transcripts(data, bin_size)
-    if not isinstance(data, AnnData):  # pragma: no cover - io.read returns one of the two
-        raise input_error(f"cannot fit on a {type(data).__name__}", str(path))
-    return data
 
 
 @click.command("fit")
@@ -100,7 +80,7 @@ def fit(
     """
     from ..tl.suica import fit_suica
 
-    adata = _read_slice(input_path, bin_size)
+    adata = read_slice(input_path, bin_size)
     model = fit_suica(
         adata,
         backbone=backbone,
