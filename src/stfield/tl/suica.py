@@ -11,6 +11,7 @@ The verbs fit on the expression they are given (``adata.X`` or ``layer``); norma
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -69,15 +70,16 @@ def _fit(
     X: sp.csr_matrix, coords: np.ndarray, genes: Sequence[str], options: dict[str, Any]
 ) -> SUICA:
     model_kw, fit_kw = _split_options(options)
-    try:
-        model = SUICA(**model_kw)
-        return model.fit(X, coords, gene_names=list(genes), **fit_kw)
-    except TypeError as exc:  # an unknown keyword
+    accepted = set(inspect.signature(SUICA.fit).parameters) - {"self", "X", "coords", "gene_names"}
+    unknown = sorted(set(fit_kw) - accepted)
+    if unknown:
         raise input_error(
-            f"unknown SUICA option ({exc})",
+            f"unknown SUICA option(s) {unknown}",
             "SUICA options",
-            "see help(stfield.models.SUICA) and help(stfield.models.SUICA.fit)",
-        ) from None
+            f"use model options {sorted(_MODEL_OPTIONS)} or fit options {sorted(accepted)}",
+        )
+    model = SUICA(**model_kw)
+    return model.fit(X, coords, gene_names=list(genes), **fit_kw)
 
 
 def _check_model(model: SUICA, adata: AnnData) -> None:
