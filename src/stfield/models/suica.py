@@ -35,7 +35,7 @@ from .._errors import StfieldFileNotFoundError, input_error
 from .._utils import resolve_device, seed_everything
 from .._validate import check_coordinates, check_counts
 from ..data.csr import GraphBatcher, as_csr, batch_indices, dense_rows
-from ..train.loop import StageHistory, run_stage
+from ..train.loop import StageHistory, run_minibatch_stage
 from ..train.losses import l1_mse_loss, suica_decoder_loss
 from ._base import Backbone
 from ._io import load_model_dir, save_model_dir
@@ -512,33 +512,17 @@ class SUICA:
                 recon = gae(x, batch.adj)
             return torch.mean((recon.float() - x[: batch.n_targets]) ** 2)
 
-        def epoch_fn(epoch: int) -> float:
-            gae.train()
-            total, count = 0.0, 0
-            for rows in batch_indices(train_idx, batch_size, shuffle=True, rng=rng):
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_on(rows)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * rows.size
-                count += rows.size
-            return total / max(count, 1)
-
-        @torch.no_grad()
-        def val_fn() -> float:
-            gae.eval()
-            total = 0.0
-            for rows in batch_indices(val_idx, batch_size, shuffle=False):
-                total += float(loss_on(rows)) * rows.size
-            return total / val_idx.size
-
-        return run_stage(
+        return run_minibatch_stage(
             "gae",
-            epoch_fn,
+            gae,
+            optimizer,
+            loss_on,
+            train_idx,
             epochs,
-            val_fn=val_fn if val_idx.size else None,
+            batch_size=batch_size,
+            rng=rng,
+            val_idx=val_idx,
             patience=patience,
-            modules=[gae],
             progress=progress,
         )
 
@@ -581,33 +565,17 @@ class SUICA:
                 pred = net(coords_t[idx])
             return loss_fn(pred.float(), z_gt[idx])
 
-        def epoch_fn(epoch: int) -> float:
-            net.train()
-            total, count = 0.0, 0
-            for rows in batch_indices(train_idx, batch_size, shuffle=True, rng=rng):
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_on(rows)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * rows.size
-                count += rows.size
-            return total / max(count, 1)
-
-        @torch.no_grad()
-        def val_fn() -> float:
-            net.eval()
-            total = 0.0
-            for rows in batch_indices(val_idx, batch_size, shuffle=False):
-                total += float(loss_on(rows)) * rows.size
-            return total / val_idx.size
-
-        return run_stage(
+        return run_minibatch_stage(
             "inr",
-            epoch_fn,
+            net,
+            optimizer,
+            loss_on,
+            train_idx,
             epochs,
-            val_fn=val_fn if val_idx.size else None,
+            batch_size=batch_size,
+            rng=rng,
+            val_idx=val_idx,
             patience=patience,
-            modules=[net],
             progress=progress,
         )
 
@@ -641,33 +609,17 @@ class SUICA:
                     pred = decoder(z_hat[idx])
                 return suica_decoder_loss(pred.float(), y, self.dice_weight)
 
-            def epoch_fn(epoch: int) -> float:
-                decoder.train()
-                total, count = 0.0, 0
-                for rows in batch_indices(train_idx, batch_size, shuffle=True, rng=rng):
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = loss_on(rows)
-                    loss.backward()
-                    optimizer.step()
-                    total += float(loss.detach()) * rows.size
-                    count += rows.size
-                return total / max(count, 1)
-
-            @torch.no_grad()
-            def val_fn() -> float:
-                decoder.eval()
-                total = 0.0
-                for rows in batch_indices(val_idx, batch_size, shuffle=False):
-                    total += float(loss_on(rows)) * rows.size
-                return total / val_idx.size
-
-            return run_stage(
+            return run_minibatch_stage(
                 "decoder",
-                epoch_fn,
+                decoder,
+                optimizer,
+                loss_on,
+                train_idx,
                 epochs,
-                val_fn=val_fn if val_idx.size else None,
+                batch_size=batch_size,
+                rng=rng,
+                val_idx=val_idx,
                 patience=patience,
-                modules=[decoder],
                 progress=progress,
             )
         finally:

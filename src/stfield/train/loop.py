@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import torch
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -119,4 +121,58 @@ def run_stage(
     return hist
 
 
-__all__ = ["StageHistory", "check_finite", "run_stage"]
+def run_minibatch_stage(
+    name: str,
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_on: Callable[[np.ndarray], torch.Tensor],
+    train_idx: np.ndarray,
+    n_epochs: int,
+    *,
+    batch_size: int | None,
+    rng: np.random.Generator,
+    val_idx: np.ndarray | None = None,
+    patience: int | None = None,
+    progress: bool = True,
+) -> StageHistory:
+    """Train ``module`` by shuffled mini-batches of rows; ``loss_on(rows)`` gives a batch's loss.
+
+    Each epoch visits ``train_idx`` once in an order drawn from ``rng`` (seeded runs repeat
+    exactly) and returns the row-weighted mean loss; with a non-empty ``val_idx`` the
+    validation loss is computed after every epoch and :func:`run_stage` keeps the best weights.
+    """
+    from ..data.csr import batch_indices
+
+    def epoch_fn(epoch: int) -> float:
+        module.train()
+        total, count = 0.0, 0
+        for rows in batch_indices(train_idx, batch_size, shuffle=True, rng=rng):
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_on(rows)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * rows.size
+            count += rows.size
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def val_fn() -> float:
+        module.eval()
+        total = 0.0
+        for rows in batch_indices(val_idx, batch_size, shuffle=False):
+            total += float(loss_on(rows)) * rows.size
+        return total / val_idx.size
+
+    has_val = val_idx is not None and val_idx.size > 0
+    return run_stage(
+        name,
+        epoch_fn,
+        n_epochs,
+        val_fn=val_fn if has_val else None,
+        patience=patience,
+        modules=[module],
+        progress=progress,
+    )
+
+
+__all__ = ["StageHistory", "check_finite", "run_minibatch_stage", "run_stage"]

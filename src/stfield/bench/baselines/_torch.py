@@ -12,8 +12,8 @@ from torch import nn
 from ..._errors import input_error
 from ..._utils import resolve_device, seed_everything
 from ..._validate import check_coordinates, check_counts
-from ...data.csr import as_csr, batch_indices, dense_rows
-from ...train.loop import run_stage
+from ...data.csr import as_csr, dense_rows
+from ...train.loop import run_minibatch_stage
 
 
 class CoordinateScaler:
@@ -83,21 +83,22 @@ class TorchBaseline:
         c_all = torch.from_numpy(self.scaler_.transform(coords)).to(self.device_)
         self.net_ = self._build(Xc.shape[1], coords.shape[1]).to(self.device_)
         opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr)
-        rows = np.arange(Xc.shape[0])
 
-        def epoch_fn(epoch: int) -> float:
-            self.net_.train()
-            total, n = 0.0, 0
-            for batch in batch_indices(rows, self.batch_size, rng=rng):
-                x = dense_rows(Xc, batch, self.device_)
-                loss = self._loss(x, c_all[batch])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total, n = total + loss.item() * batch.size, n + batch.size
-            return total / n
+        def loss_on(rows: np.ndarray) -> torch.Tensor:
+            return self._loss(dense_rows(Xc, rows, self.device_), c_all[rows])
 
-        self.history_ = run_stage(self.name, epoch_fn, self.epochs, progress=self.progress).loss
+        hist = run_minibatch_stage(
+            self.name,
+            self.net_,
+            opt,
+            loss_on,
+            np.arange(Xc.shape[0]),
+            self.epochs,
+            batch_size=self.batch_size,
+            rng=rng,
+            progress=self.progress,
+        )
+        self.history_ = hist.loss
         self.n_genes_ = Xc.shape[1]
         return self
 
