@@ -58,3 +58,20 @@ def test_neural_baselines_learn_spatial_structure(name, smooth_slice):
     assert fit_scores["mse"] < mean_scores["mse"]
     again = BASELINES[name](epochs=150, seed=0, **SMALL[name]).fit(X, coords).predict(coords)
     np.testing.assert_allclose(again, pred, rtol=1e-5, atol=1e-6)  # seeded
+
+
+def test_morans_i_ranks_structured_genes_and_can_leave_adata_untouched(smooth_slice):
+    from stfield.tl import morans_i
+
+    rng = np.random.default_rng(0)
+    noisy = smooth_slice.copy()
+    X = noisy.X.toarray()
+    X[:, 0] = rng.permutation(X[:, 0])  # gene0 loses its spatial structure
+    noisy.X = X
+    before_var, before_obsp = list(noisy.var.columns), list(noisy.obsp.keys())
+    scores = morans_i(noisy, key_added=None)
+    assert list(noisy.var.columns) == before_var and list(noisy.obsp.keys()) == before_obsp
+    assert scores["gene0"] < scores.drop("gene0").median()
+    assert scores.drop("gene0").median() > 0.3
+    morans_i(noisy)
+    assert "stfield_morans_i" in noisy.var

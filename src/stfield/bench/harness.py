@@ -266,7 +266,7 @@ def _figures(
     from ..tl import morans_i
 
     if marker_genes is None:
-        marker_genes = list(morans_i(adata.copy()).sort_values(ascending=False).index[:4])
+        marker_genes = list(morans_i(adata, key_added=None).sort_values(ascending=False).index[:4])
     held = adata[test].copy()
     panels: dict[str, tuple[AnnData, str | None]] = {"measured": (held, None)}
     for name, pred in spatial_preds.items():

@@ -57,7 +57,6 @@ class _Paired:
                 "prediction contains NaN/inf", "metrics", "check the model fit (loss history)"
             )
         self.pred = pred
-        self.truth = truth
 
     def groups(self, axis: Axis) -> tuple[np.ndarray, int]:
         if axis == "spot":

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import click
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -42,3 +45,20 @@ def parse_int_list(value: str, option: str) -> list[int]:
     if not items:
         raise input_error("empty list", option, "e.g. 0,1,2")
     return items
+
+
+def suica_epoch_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--epochs-gae/--epochs-inr/--epochs-decoder``, declared once for every SUICA command."""
+    stages = (
+        ("decoder", "stage 3, decoder fine-tuning", 1000),
+        ("inr", "stage 2, coordinates → embedding (also the vanilla INRs' epochs)", 1000),
+        ("gae", "stage 1, the graph autoencoder", 200),
+    )
+    for stage, what, paper in stages:
+        func = click.option(
+            f"--epochs-{stage}",
+            type=click.IntRange(min=0),
+            default=None,
+            help=f"Epochs of {what} [default: the preset's; paper: {paper}].",
+        )(func)
+    return func

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from ._common import parse_int_list, read_slice
+from ._common import parse_int_list, read_slice, suica_epoch_options
 
 _TASKS = ("spatial", "genes", "denoise", "all")
 _DEFAULT_METHODS = "suica,ffn,siren,hashgrid,stage,knn,mean"
 
 
 @click.command("benchmark")
+@suica_epoch_options
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -60,21 +61,6 @@ _DEFAULT_METHODS = "suica,ffn,siren,hashgrid,stage,knn,mean"
     default="paper",
     show_default=True,
     help="SUICA training preset (options below override it).",
-)
-@click.option(
-    "--epochs-gae", type=click.IntRange(min=0), default=None, help="SUICA stage-1 epochs [preset]."
-)
-@click.option(
-    "--epochs-inr",
-    type=click.IntRange(min=1),
-    default=None,
-    help="SUICA stage-2 epochs, also the epochs of the vanilla INRs [preset; 1000].",
-)
-@click.option(
-    "--epochs-decoder",
-    type=click.IntRange(min=0),
-    default=None,
-    help="SUICA stage-3 epochs [preset].",
 )
 @click.option(
     "--normalize/--no-normalize",

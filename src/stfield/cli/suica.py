@@ -15,12 +15,13 @@ import pandas as pd
 
 from .._constants import SPATIAL_KEY, UNS_KEY
 from .._errors import StfieldFileNotFoundError, input_error
-from ._common import read_slice
+from ._common import read_slice, suica_epoch_options
 
 _BACKBONES = ("ffn", "siren", "hashgrid")
 
 
 @click.command("fit")
+@suica_epoch_options
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -42,24 +43,6 @@ _BACKBONES = ("ffn", "siren", "hashgrid")
     default=10.0,
     show_default=True,
     help="Spot size in µm used to bin a transcripts table (ignored for spot × gene inputs).",
-)
-@click.option(
-    "--epochs-gae",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Epochs of stage 1, the graph autoencoder [default: 200, the paper's].",
-)
-@click.option(
-    "--epochs-inr",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Epochs of stage 2, coordinates → embedding [default: 1000, the paper's].",
-)
-@click.option(
-    "--epochs-decoder",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Epochs of stage 3, decoder fine-tuning [default: 1000, the paper's].",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the fit.")
 def fit(

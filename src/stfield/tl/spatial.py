@@ -9,7 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from .._constants import GRAPH_KEY, UNS_KEY
+from .._constants import GRAPH_KEY, SPATIAL_KEY, UNS_KEY
 from .._validate import check_adata
 
 logger = logging.getLogger(__name__)
@@ -20,21 +20,22 @@ def morans_i(
     layer: str | None = None,
     graph_key: str = GRAPH_KEY,
     block_genes: int = 512,
-    key_added: str = "stfield_morans_i",
+    key_added: str | None = "stfield_morans_i",
 ) -> pd.Series:
     """Moran's I of every gene on the spatial graph (higher: more spatially structured).
 
-    Uses ``obsp[graph_key]`` (run :func:`stfield.pp.spatial_neighbors` first; it is built
-    with the defaults if missing) with the diagonal removed. Genes are processed in dense
+    Uses ``obsp[graph_key]`` (from :func:`stfield.pp.spatial_neighbors`; if missing, the
+    default graph is built for this call without being stored) with the diagonal removed. Genes are processed in dense
     blocks of ``block_genes`` columns, so the slice is never densified at once. The result is
-    written to ``var[key_added]`` and returned.
+    returned and written to ``var[key_added]`` (``key_added=None``: not written).
     """
     check_adata(adata)
-    if graph_key not in adata.obsp:
+    if graph_key in adata.obsp:
+        W = sp.csr_matrix(adata.obsp[graph_key], dtype=np.float64)
+    else:  # build the default graph for this computation only; nothing is written to obsp
         from ..pp import spatial_neighbors
 
-        spatial_neighbors(adata, key_added=graph_key)
-    W = sp.csr_matrix(adata.obsp[graph_key], dtype=np.float64)
+        W = spatial_neighbors(np.asarray(adata.obsm[SPATIAL_KEY])).astype(np.float64)
     W.setdiag(0.0)
     W.eliminate_zeros()
     w_sum = W.sum()
@@ -49,8 +50,9 @@ def morans_i(
         den = np.einsum("ij,ij->j", Z, Z)
         with np.errstate(invalid="ignore", divide="ignore"):
             values[start : start + Z.shape[1]] = np.where(den > 0, n / w_sum * num / den, np.nan)
-    result = pd.Series(values, index=adata.var_names, name=key_added)
-    adata.var[key_added] = result
-    adata.uns.setdefault(UNS_KEY, {})["morans_i"] = {"graph_key": graph_key, "layer": layer}
-    logger.info("added var[%r]", key_added)
+    result = pd.Series(values, index=adata.var_names, name=key_added or "morans_i")
+    if key_added is not None:
+        adata.var[key_added] = result
+        adata.uns.setdefault(UNS_KEY, {})["morans_i"] = {"graph_key": graph_key, "layer": layer}
+        logger.info("added var[%r]", key_added)
     return result

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -114,11 +112,3 @@ class TorchBaseline:
             cb = torch.from_numpy(c[start : start + batch_size]).to(self.device_)
             out[start : start + cb.shape[0]] = self._forward_coords(cb).float().cpu().numpy()
         return out
-
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-        }
