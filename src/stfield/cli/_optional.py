@@ -11,6 +11,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "suica": ("fit", "predict"),
     "vq": ("vq",),
     "bench": ("benchmark",),
+    "shards": ("shard",),
 }
 
 

@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,9 @@ import pandas as pd
 from .._constants import TX_CELL, TX_FOV, TX_GENE, TX_NUCLEUS, TX_X, TX_Y
 from .._errors import input_error
 from .._validate import check_transcripts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .shards import ShardStore
 
 logger = logging.getLogger(__name__)
 
@@ -255,6 +259,53 @@ class _Grid:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
+def window_index(v: np.ndarray, v0: float, size: float) -> np.ndarray:
+    """Index ``i`` of the non-overlapping window ``[v0 + i*size, v0 + i*size + size)`` of each
+    value: every value gets exactly one window.
+
+    ``floor((v - v0) / size)`` can be off by one next to a border after rounding; it is
+    corrected against the window's computed origin ``v0 + i*size``. Borders are rounded
+    floats, so a window's computed end and the next one's computed origin may differ by an
+    ulp: a value in such a sliver goes to the window whose origin it reaches (or the one below)
+    rather than to none or to both. The in-memory index and the shard writer
+    (:mod:`stfield.data.shards`) share this rule, so both tile a table identically.
+    """
+    i = np.floor((v - v0) / size).astype(np.int64)
+    lo = v0 + i * size
+    return np.where(v < lo, i - 1, np.where(v >= lo + size, i + 1, i))
+
+
+def _windows(
+    x: np.ndarray,
+    y: np.ndarray,
+    x0: float,
+    y0: float,
+    size: float,
+    stride: float,
+    partition: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Occupied windows: origins ``(n, 2)``, molecule counts and, when ``partition`` (non-
+    overlapping windows), each molecule's window (row-major order in both cases)."""
+    if not partition:
+        return (*_occupied_windows(x, y, x0, y0, size, stride), None)
+    ix = window_index(x, x0, size)
+    iy = window_index(y, y0, size)
+    width = int(ix.max(initial=0)) + 1
+    keys, tile_of, counts = np.unique(iy * width + ix, return_inverse=True, return_counts=True)
+    jj, ii = np.divmod(keys, width)
+    origins = np.stack([x0 + ii * size, y0 + jj * size], axis=1).astype(np.float64)
+    return origins, counts, tile_of.reshape(-1)
+
+
+def _members(tile_of: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Molecule indices sorted by kept tile, and each kept tile's ``[start, stop)`` in them."""
+    renumber = np.where(good, np.cumsum(good) - 1, -1)
+    tile = renumber[tile_of]
+    order = np.argsort(tile, kind="stable")  # stable: indices ascend within a tile
+    bounds = np.searchsorted(tile[order], np.arange(int(good.sum()) + 1))
+    return order, bounds
+
+
 def _occupied_windows(
     x: np.ndarray, y: np.ndarray, x0: float, y0: float, size: float, stride: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -316,12 +367,15 @@ class TileIndex:
     Parameters
     ----------
     transcripts
-        Canonical transcripts table (``gene, x, y[, z, cell_id, overlaps_nucleus, fov]``, µm).
+        Canonical transcripts table (``gene, x, y[, z, cell_id, overlaps_nucleus, fov]``, µm),
+        or a :class:`~stfield.data.shards.ShardStore` (out-of-core: the store's non-overlapping
+        windows are the tiles and :meth:`rasterise` reads only tile ``i``'s shard; see
+        :meth:`from_shards`).
     config
         Pixel size, tile size and channel options (:class:`RasterConfig`).
     genes
         Gene channel order. Default: the observed genes (category order when ``gene`` is
-        categorical, else sorted). Molecules of other genes are ignored.
+        categorical, else sorted; a store's genes). Molecules of other genes are ignored.
     cells
         Optional cells table (``cell_id`` column or index, ``x``, ``y`` in µm). Default: centroids
         estimated from the molecules (:func:`estimate_centroids`); none when there is no
@@ -347,6 +401,12 @@ class TileIndex:
         min_molecules: int = 1,
         where: str = "transcripts",
     ) -> None:
+        from .shards import ShardStore
+
+        self._store: ShardStore | None = None
+        if isinstance(transcripts, ShardStore):
+            self._init_store(transcripts, config, genes, cells, stride, by, min_molecules)
+            return
         check_transcripts(transcripts, where)
         self.config = config = config if config is not None else RasterConfig()
         stride = config.tile if stride is None else int(stride)
@@ -400,56 +460,162 @@ class TileIndex:
             cent = estimate_centroids(transcripts, where)
         else:
             cent = None
-        if cent is None:
-            cent = pd.DataFrame({"x": [], "y": [], "source": []}, index=pd.Index([], name=TX_CELL))
-            warnings.warn(
-                f"{where}: no cell_id column and no cells table; the centroid channels are empty",
-                stacklevel=2,
-            )
-        self.centroids: pd.DataFrame = cent
-        self._cid = cent.index.to_numpy(dtype=object)
-        self._cx = cent["x"].to_numpy(np.float64)
-        self._cy = cent["y"].to_numpy(np.float64)
 
         # tiles
         size_um = config.tile_um
         stride_um = stride * config.pixel_size
         xmin, ymin = float(self._x.min()), float(self._y.min())
         bin_um = min(size_um, max(stride_um, size_um / 8))
-        self._grid = _Grid(self._x, self._y, xmin, ymin, bin_um)
-        cxmin = min(xmin, float(self._cx.min(initial=xmin)))
-        cymin = min(ymin, float(self._cy.min(initial=ymin)))
-        self._cgrid = _Grid(self._cx, self._cy, cxmin, cymin, bin_um)
+        # Non-overlapping windows partition the molecules (one window each, see
+        # window_index); overlapping ones are found by bounds through a grid of bins.
+        partition = stride == config.tile
+        self._grid = None if partition else _Grid(self._x, self._y, xmin, ymin, bin_um)
+        self._init_centroids(cent, xmin, ymin, bin_um, where)
 
         self._fov = None
         if by == "window":
-            origins, n_mol = _occupied_windows(self._x, self._y, xmin, ymin, size_um, stride_um)
+            origins, n_mol, tile_of = _windows(
+                self._x, self._y, xmin, ymin, size_um, stride_um, partition
+            )
             fovs = None
         else:
             self._fov = transcripts[TX_FOV].to_numpy()[keep]
-            codes, uniques = pd.factorize(self._fov, sort=True)
-            parts, counts, fov_parts = [], [], []
-            order = np.argsort(codes, kind="stable")
-            bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-            for f in range(len(uniques)):
-                sel = order[bounds[f] : bounds[f + 1]]
-                fx, fy = self._x[sel], self._y[sel]
-                o, c = _occupied_windows(fx, fy, fx.min(), fy.min(), size_um, stride_um)
-                parts.append(o)
-                counts.append(c)
-                fov_parts.append(np.full(len(c), uniques[f], dtype=object))
-            origins, n_mol = np.concatenate(parts), np.concatenate(counts)
-            fovs = np.concatenate(fov_parts)
+            origins, n_mol, fovs, tile_of = self._fov_windows(size_um, stride_um, partition)
         good = n_mol >= max(int(min_molecules), 1)
         self.origins = origins[good]
         self.fovs = fovs[good] if fovs is not None else None
         self.tile_molecules = n_mol[good]
+        self._members = None if tile_of is None else _members(tile_of, good)
         if len(self.origins) == 0:
             raise input_error(
                 f"no tile holds >= {min_molecules} molecule(s)",
                 where,
                 "lower min_molecules or check the coordinates",
             )
+
+    def _fov_windows(
+        self, size_um: float, stride_um: float, partition: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Windows inside each field of view, each gridded from the fov's own minimum."""
+        codes, uniques = pd.factorize(self._fov, sort=True)
+        parts, counts, fov_parts = [], [], []
+        tile_of = np.empty(len(self._x), dtype=np.int64) if partition else None
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        for f in range(len(uniques)):
+            sel = order[bounds[f] : bounds[f + 1]]
+            fx, fy = self._x[sel], self._y[sel]
+            o, c, t = _windows(fx, fy, fx.min(), fy.min(), size_um, stride_um, partition)
+            if tile_of is not None:
+                tile_of[sel] = t + sum(len(p) for p in parts)
+            parts.append(o)
+            counts.append(c)
+            fov_parts.append(np.full(len(c), uniques[f], dtype=object))
+        return np.concatenate(parts), np.concatenate(counts), np.concatenate(fov_parts), tile_of
+
+    def _init_centroids(
+        self, cent: pd.DataFrame | None, xmin: float, ymin: float, bin_um: float, where: str
+    ) -> None:
+        if cent is None:
+            cent = pd.DataFrame({"x": [], "y": [], "source": []}, index=pd.Index([], name=TX_CELL))
+            warnings.warn(
+                f"{where}: no cell_id column and no cells table; the centroid channels are empty",
+                stacklevel=3,
+            )
+        self.centroids: pd.DataFrame = cent
+        self._cid = cent.index.to_numpy(dtype=object)
+        self._cx = cent["x"].to_numpy(np.float64)
+        self._cy = cent["y"].to_numpy(np.float64)
+        cxmin = min(xmin, float(self._cx.min(initial=xmin)))
+        cymin = min(ymin, float(self._cy.min(initial=ymin)))
+        self._cgrid = _Grid(self._cx, self._cy, cxmin, cymin, bin_um)
+
+    def _init_store(
+        self,
+        store: ShardStore,
+        config: RasterConfig | None,
+        genes: Sequence[str] | None,
+        cells: pd.DataFrame | None,
+        stride: int | None,
+        by: str,
+        min_molecules: int,
+    ) -> None:
+        """Tiles of a shard store: its windows, molecules read from disk one tile at a time."""
+        where = str(store.path)
+        self.config = config = config if config is not None else store.raster_config()
+        if not math.isclose(config.tile_um, store.tile_um, rel_tol=1e-9):
+            raise input_error(
+                f"tile of {config.tile_um:g} µm ({config.tile} px x {config.pixel_size:g} µm) "
+                f"but the store's windows are {store.tile_um:g} µm",
+                where,
+                "choose pixel_size and tile with tile * pixel_size equal to the store's tile_um, "
+                "or rewrite the store",
+            )
+        if by != "window" or (stride is not None and int(stride) != config.tile):
+            raise input_error(
+                "a shard store holds non-overlapping windows only",
+                where,
+                "drop stride=/by=, or tile an in-memory table instead",
+            )
+        self.stride, self.by, self.fovs, self._fov = config.tile, "window", None, None
+        self._store = store
+        self._remap(store, genes, where)
+        good = store.tile_molecules >= max(int(min_molecules), 1)
+        self._tiles = np.flatnonzero(good)
+        self.origins = store.origins[good]
+        self.tile_molecules = store.tile_molecules[good]
+        if len(self.origins) == 0:
+            raise input_error(
+                f"no tile holds >= {min_molecules} molecule(s)", where, "lower min_molecules"
+            )
+        if cells is not None:
+            cent = _cells_table(cells)
+        else:
+            cent = store.centroids if store.manifest.get("n_cells") else None
+        # non-overlapping windows: centroid bins of one tile, as in the in-memory path
+        self._init_centroids(cent, *store.origin, config.tile_um, where)
+
+    def _remap(self, store: ShardStore, genes: Sequence[str] | None, where: str) -> None:
+        """Channel genes of a store-backed index; other genes' molecules are dropped on read."""
+        self.genes = list(store.genes) if genes is None else [str(g) for g in genes]
+        if not self.genes:
+            raise input_error("no genes to rasterise", where, "check genes=")
+        if len(set(self.genes)) != len(self.genes):
+            raise input_error("duplicated gene names in genes=", "genes", "give each gene once")
+        self._gene_map = None
+        kept = store.gene_counts
+        if self.genes != list(store.genes):
+            self._gene_map = pd.Index(self.genes).get_indexer(store.genes).astype(np.int64)
+            kept = store.gene_counts[self._gene_map >= 0]
+        self.n_molecules = int(kept.sum())
+        self.n_dropped = int(store.gene_counts.sum()) - self.n_molecules
+        if self.n_molecules == 0:
+            raise input_error(
+                "no molecule belongs to the requested genes",
+                where,
+                "check that genes= matches the store's gene names",
+            )
+
+    @classmethod
+    def from_shards(
+        cls,
+        store: ShardStore | str | os.PathLike[str],
+        config: RasterConfig | None = None,
+        **kwargs: Any,
+    ) -> TileIndex:
+        """A tile index over a shard store (a :class:`~stfield.data.shards.ShardStore` or its
+        folder) written by :func:`~stfield.data.shards.write_tile_shards`.
+
+        Tiles are the store's non-overlapping windows (``config.tile_um`` must equal the
+        store's ``tile_um``; default config: the one recorded at writing); :meth:`rasterise`
+        reads one parquet row group per tile. ``genes``, ``cells`` and ``min_molecules`` work as
+        for a DataFrame; ``min_molecules`` counts all of a tile's molecules.
+        """
+        from .shards import ShardStore
+
+        if not isinstance(store, ShardStore):
+            store = ShardStore(store)
+        return cls(store, config, **kwargs)
 
     # ------------------------------------------------------------------ lookup
     def __len__(self) -> int:
@@ -470,6 +636,9 @@ class TileIndex:
         return float(x0), float(y0), float(x0 + s), float(y0 + s)
 
     def _molecule_ids(self, i: int) -> np.ndarray:
+        if self._members is not None:
+            order, bounds = self._members
+            return order[bounds[i] : bounds[i + 1]]
         x0, y0 = self.origins[i]
         s = self.config.tile_um
         cand = self._grid.query(x0, y0, x0 + s, y0 + s)
@@ -488,17 +657,35 @@ class TileIndex:
 
     def molecules(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(gene_index, x, y)`` of the molecules in tile ``i``."""
+        if self._store is not None:
+            return self._stored_molecules(i)
         ids = self._molecule_ids(i)
         return self._gene[ids], self._x[ids], self._y[ids]
 
-    def cells(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(cell_id, row, col)`` of the centroids inside tile ``i`` (untransformed pixels)."""
+    def _stored_molecules(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        gene, x, y = self._store.molecules(int(self._tiles[i]))
+        if self._gene_map is not None:
+            gene = self._gene_map[gene]
+            keep = gene >= 0
+            gene, x, y = gene[keep], x[keep], y[keep]
+        return gene, x, y
+
+    def _centroid_ids(self, i: int) -> np.ndarray:
+        """Sorted indices of the centroids inside tile ``i``.
+
+        Sorted, so that when two centroids share a pixel the later cell (in ``centroids``
+        order) is the one written, whatever the centroid grid's bin layout.
+        """
         x0, y0 = self.origins[i]
         s = self.config.tile_um
         cand = self._cgrid.query(x0, y0, x0 + s, y0 + s)
         cx, cy = self._cx[cand], self._cy[cand]
         ok = (cx >= x0) & (cx < x0 + s) & (cy >= y0) & (cy < y0 + s)
-        cand = np.sort(cand[ok])
+        return np.sort(cand[ok])
+
+    def cells(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(cell_id, row, col)`` of the centroids inside tile ``i`` (untransformed pixels)."""
+        cand = self._centroid_ids(i)
         row, col = self._pixels(self._cx[cand], self._cy[cand], i)
         return self._cid[cand], row, col
 
@@ -521,11 +708,8 @@ class TileIndex:
             plane[: t * n * n] = np.minimum(counts, cfg.count_cap) / cfg.count_cap
 
         x0, y0 = self.origins[i]
-        s = cfg.tile_um
-        cand = self._cgrid.query(x0, y0, x0 + s, y0 + s)
+        cand = self._centroid_ids(i)
         cx, cy = self._cx[cand], self._cy[cand]
-        ok = (cx >= x0) & (cx < x0 + s) & (cy >= y0) & (cy < y0 + s)
-        cx, cy = cx[ok], cy[ok]
         if cx.size:
             crow, ccol = self._pixels(cx, cy, i)
             crow, ccol = transform_pixels(crow, ccol, n, flip, k)
@@ -543,7 +727,7 @@ class TileIndex:
         return img
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out = {
             "n_tiles": len(self),
             "n_genes": self.n_genes,
             "n_channels": self.n_channels,
@@ -553,6 +737,9 @@ class TileIndex:
             "stride": self.stride,
             **self.config.to_dict(),
         }
+        if self._store is not None:
+            out["shards"] = str(self._store.path)
+        return out
 
 
 class TileDataset:
