@@ -248,6 +248,44 @@ def csv_error(path: Path, exc: BaseException) -> StfieldInputError:
     )
 
 
+#: pandas' documented default missing-value tokens (``read_csv``'s ``na_values``), written out
+#: rather than read from a private pandas module.
+_PANDAS_NA = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
+
+
+def verbatim_text(columns: Iterable[str], text_columns: Iterable[str]) -> dict[str, Any]:
+    """:func:`pandas.read_csv` options reading ``text_columns`` verbatim.
+
+    Only an empty field is missing there: a gene named ``nan`` (Drosophila *nanchung*),
+    ``NA`` or ``None`` is a name, not a gap. The other columns keep pandas' default tokens.
+    """
+    text = set(text_columns)
+    return {
+        "keep_default_na": False,
+        "na_values": {c: ([""] if c in text else _PANDAS_NA) for c in columns},
+    }
+
+
 def iter_csv(path: Path, **kwargs: Any) -> Iterator[pd.DataFrame]:
     """Chunked :func:`pandas.read_csv` (``chunksize`` required) with clear errors."""
     try:

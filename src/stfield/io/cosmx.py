@@ -25,6 +25,7 @@ from ._common import (
     require_columns,
     table_columns,
     unit_scale,
+    verbatim_text,
 )
 
 #: µm per pixel of CosMx global coordinates.
@@ -87,7 +88,12 @@ def read_cosmx_transcripts(
         "CellComp": "category",
     }
     df = read_csv(
-        p, sep=sep, skiprows=n_comments, usecols=usecols, dtype={c: dtype[c] for c in usecols}
+        p,
+        sep=sep,
+        skiprows=n_comments,
+        usecols=usecols,
+        dtype={c: dtype[c] for c in usecols},
+        **verbatim_text(usecols, ["target"]),
     )
     fov = df["fov"].to_numpy()
     cell = df["cell_ID"].to_numpy()

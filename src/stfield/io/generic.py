@@ -32,6 +32,7 @@ from ._common import (
     table_columns,
     to_cell_ids,
     unit_scale,
+    verbatim_text,
 )
 
 #: Spellings tried, in order, for each canonical transcript column.
@@ -192,7 +193,14 @@ def read_transcript_table(
         dtype.update({cmap[k]: np.float64 for k in ("x", "y", "z") if k in cmap})
         if "cell" in cmap:
             dtype[cmap["cell"]] = str
-        df = read_csv(p, sep=sep, skiprows=n_comments, usecols=order, dtype=dtype)
+        df = read_csv(
+            p,
+            sep=sep,
+            skiprows=n_comments,
+            usecols=order,
+            dtype=dtype,
+            **verbatim_text(order, [cmap["gene"]]),
+        )
         gene = df[cmap["gene"]]
         num = {k: df[cmap[k]].to_numpy() for k in ("x", "y", "z") if k in cmap}
         cell = df[cmap["cell"]] if "cell" in cmap else None

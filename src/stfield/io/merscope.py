@@ -28,6 +28,7 @@ from ._common import (
     require_columns,
     table_columns,
     to_cell_ids,
+    verbatim_text,
 )
 
 #: Distance between MERSCOPE z planes (µm) in the standard acquisition.
@@ -143,7 +144,12 @@ def read_merscope_transcripts(
         "cell_id": str,
     }
     df = read_csv(
-        p, sep=sep, skiprows=n_comments, usecols=usecols, dtype={c: dtype[c] for c in usecols}
+        p,
+        sep=sep,
+        skiprows=n_comments,
+        usecols=usecols,
+        dtype={c: dtype[c] for c in usecols},
+        **verbatim_text(usecols, ["gene"]),
     )
     return build_transcripts(
         gene=df["gene"],

@@ -33,6 +33,7 @@ from ._common import (
     require_columns,
     table_columns,
     to_cell_ids,
+    verbatim_text,
 )
 from ._tenx import read_10x_h5, read_10x_mtx
 
@@ -211,7 +212,12 @@ def read_xenium_transcripts(
             "fov_name": "category",
             "is_gene": str,
         }
-        df = read_csv(p, usecols=wanted, dtype={c: dtype[c] for c in wanted})
+        df = read_csv(
+            p,
+            usecols=wanted,
+            dtype={c: dtype[c] for c in wanted},
+            **verbatim_text(wanted, ["feature_name"]),
+        )
         keep = np.ones(len(df), dtype=bool)
         if use_qv:
             keep &= df["qv"].to_numpy() >= float(min_qv)
