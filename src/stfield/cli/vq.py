@@ -8,19 +8,30 @@ into one line and exit status 2.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .._errors import StfieldFileNotFoundError
+from .._errors import StfieldFileNotFoundError, input_error
 
 
 def _read(path: Path, columns: str | None) -> Any:
     from .. import io
+    from ..data.shards import ShardStore
 
     if not path.exists():
         raise StfieldFileNotFoundError(f"{path}: no such file or directory")
+    if ShardStore.is_store(path):  # written by `stfield shard`: read tile by tile
+        if columns is not None:
+            raise input_error(
+                "--columns does not apply to a shard folder (its columns were mapped when it "
+                "was written)",
+                str(path),
+                "leave --columns out",
+            )
+        return ShardStore(path)
     opts = {} if columns is None else {"columns": io.parse_column_map(columns)}
     return io.read_transcripts(path, **opts)
 
@@ -62,6 +73,19 @@ def vq() -> None:
 @click.option(
     "--checkpoint-every", type=int, default=None, help="Save a checkpoint every N epochs."
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    default=None,
+    help="Continue an interrupted fit from OUT_checkpoints/ (same input and options).",
+)
+@click.option(
+    "--devices",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train data-parallel on N local processes (one per GPU with CUDA, gloo on CPU); "
+    "--batch-size is then per process. Under torchrun leave it out [default: 1].",
+)
 @_accelerator
 @_columns
 def fit(
@@ -77,30 +101,81 @@ def fit(
     lr: float | None,
     seed: int | None,
     checkpoint_every: int | None,
+    resume: bool | None,
+    devices: int | None,
     accelerator: str | None,
     columns: str | None,
 ) -> None:
-    """Train a hierarchical VQ-VAE on TRANSCRIPTS and save it to --out."""
+    """Train a hierarchical VQ-VAE on TRANSCRIPTS and save it to --out.
+
+    TRANSCRIPTS is a transcripts file or folder, or a tile-shard folder written by
+    `stfield shard` (for tables larger than memory). With --checkpoint-every N, the state is
+    saved every N epochs under OUT_checkpoints/; after an interruption the same command with
+    --resume continues from there.
+
+    \b
+    Data-parallel training (DistributedDataParallel; codebooks, BatchNorm and metrics are
+    synchronised, each process trains on its own shard of the tiles; see docs/distributed.md):
+      N local processes:  stfield vq fit TX --out M --devices N
+      torchrun, 1 node:   torchrun --standalone --nproc-per-node N --no-python stfield vq fit ...
+      torchrun, K nodes:  the same on every node with --nnodes K --rdzv-backend c10d
+                          --rdzv-endpoint HOST:PORT --rdzv-id ID instead of --standalone
+    --batch-size is per process. Only rank 0 writes the model, checkpoints and the summary.
+    """
+    from ..train import distributed as dist_utils
+
+    options = _set(
+        pixel_size=pixel_size,
+        tile=tile,
+        stride=stride,
+        codebook_size=codebook_size,
+        dim=dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        accelerator=accelerator,
+        resume=resume or None,
+    )
+    if dist_utils.launched_by_torchrun():
+        # torchrun started this process: join its group (one process per --nproc-per-node)
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
+        if devices is not None and devices != local:
+            raise input_error(
+                f"--devices {devices} but torchrun started {local} process(es) on this node",
+                "--devices",
+                "leave --devices out under torchrun (set --nproc-per-node instead)",
+            )
+        dist_utils.init_process_group(accelerator or "auto")
+        try:
+            _fit_worker(transcripts, columns, out_dir, options)
+        finally:
+            dist_utils.destroy_process_group()
+    elif devices is not None and devices > 1:
+        if not transcripts.exists():  # fail here, in one line, rather than in N processes
+            raise StfieldFileNotFoundError(f"{transcripts}: no such file or directory")
+        dist_utils.launch(
+            _fit_worker,
+            devices,
+            args=(transcripts, columns, out_dir, options),
+            accelerator=accelerator or "auto",
+        )
+    else:
+        _fit_worker(transcripts, columns, out_dir, options)
+
+
+def _fit_worker(
+    transcripts: Path, columns: str | None, out_dir: Path, options: dict[str, Any]
+) -> None:
+    """Body of ``vq fit``: one process, or every rank of a data-parallel run."""
     from ..tl.vq import vq_fit
+    from ..train.distributed import is_main_process
 
     df = _read(transcripts, columns)
-    model = vq_fit(
-        df,
-        out=out_dir,
-        **_set(
-            pixel_size=pixel_size,
-            tile=tile,
-            stride=stride,
-            codebook_size=codebook_size,
-            dim=dim,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            checkpoint_every=checkpoint_every,
-            accelerator=accelerator,
-        ),
-    )
+    model = vq_fit(df, out=out_dir, **options)
+    if not is_main_process():
+        return
     last = model.history[-1] if model.history else {}
     perp = ", ".join(
         f"{k[len('val_perplexity_') :]}={v:.2f}"

@@ -12,6 +12,10 @@ that matrix fits ``max_elements``; otherwise it assigns codes in ``max_elements 
 applies the same EMA / dead-code / k-means updates through the library's codebook, so a
 256 x 256 x 8192 matrix is never materialised. Identical encoder outputs (empty pixels, pixels
 holding the same molecules: most of a sparse transcript image) are searched once.
+
+Data-parallel training switches each codebook to the library's distributed mode
+(:meth:`HVQVAE.sync_codebooks`): EMA statistics summed over ranks, k-means seeds and dead-code
+restarts drawn across ranks; the chunked path reduces its statistics through the same hook.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from vector_quantize_pytorch import VectorQuantize
+from vector_quantize_pytorch.vector_quantize_pytorch import Codebook
 
 from .._errors import input_error
 
@@ -129,6 +134,10 @@ class BranchQuantizer(nn.Module):
             rotation_trick=False,
             straight_through=False,
             channel_last=True,
+            # the library's default (None) decides once, at construction, from whether a process
+            # group exists (and caches that answer per process); the trainer switches the sync on
+            # for data-parallel runs instead (:meth:`sync`)
+            sync_codebook=False,
         )
 
     @property
@@ -142,6 +151,32 @@ class BranchQuantizer(nn.Module):
 
     def _chunk(self) -> int:
         return max(1, self.max_elements // self.codebook_size)
+
+    def sync(self, enabled: bool = True) -> None:
+        """Synchronise the codebook over the ``torch.distributed`` process group (or stop).
+
+        Sets the hooks that ``VectorQuantize(sync_codebook=enabled, sync_kmeans=True)`` would
+        have given the codebook: the EMA statistics (``cluster_size``, ``embed_sum``) and the
+        k-means counts / means are all-reduced (summed) before use, and k-means seeds and
+        dead-code replacements are drawn across ranks and broadcast, so every rank applies the
+        same update to the same codebook.
+        """
+        if enabled and not (
+            torch.distributed.is_available() and torch.distributed.is_initialized()
+        ):
+            raise input_error(
+                "no torch.distributed process group to synchronise over",
+                "BranchQuantizer.sync",
+                "initialise one first (stfield.train.distributed.init_process_group)",
+            )
+        hooks = _codebook_hooks(bool(enabled))
+        for name, value in hooks.items():
+            setattr(self.vq._codebook, name, value)
+
+    @property
+    def synced(self) -> bool:
+        """Whether the codebook statistics are all-reduced over the process group."""
+        return bool(self.vq._codebook.use_ddp)
 
     @torch.no_grad()
     def assign(self, flat: Tensor, dedupe: bool = True) -> Tensor:
@@ -201,6 +236,10 @@ class BranchQuantizer(nn.Module):
             # the library's EMA update, with scatter-adds instead of a one-hot N x K matrix
             counts = torch.bincount(idx, minlength=self.codebook_size).to(cb.cluster_size)
             embed_sum = torch.zeros_like(cb.embed_avg[0]).index_add_(0, idx, x.detach())
+            # summed over ranks when synced (the library's hook; a no-op otherwise), in the
+            # order the library's own update reduces them
+            cb.all_reduce_fn(counts)
+            cb.all_reduce_fn(embed_sum)
             cb.cluster_size.data.lerp_(counts[None], 1.0 - cb.decay)
             cb.embed_avg.data.lerp_(embed_sum[None], 1.0 - cb.decay)
             cb.update_ema()
@@ -208,6 +247,20 @@ class BranchQuantizer(nn.Module):
         loss = F.mse_loss(q.detach(), x) * self.vq.commitment_weight
         q = x + (q - x).detach()  # straight-through estimator
         return q.to(flat.dtype), idx, loss
+
+
+#: Codebook attributes that ``VectorQuantize(sync_codebook=...)`` derives from its flag.
+_SYNC_HOOKS = ("use_ddp", "sample_fn", "replace_sample_fn", "kmeans_all_reduce_fn", "all_reduce_fn")
+
+
+def _codebook_hooks(sync: bool) -> dict[str, Any]:
+    """The library's own choice of sampling / all-reduce functions for ``use_ddp=sync``.
+
+    Read off a throwaway one-code ``Codebook`` rather than restated here, so the choice follows
+    the installed library (``kmeans_init=True`` allocates zeros: no draw from the torch RNG).
+    """
+    ref = Codebook(dim=1, codebook_size=1, kmeans_init=True, use_ddp=sync, sync_kmeans=True)
+    return {name: getattr(ref, name) for name in _SYNC_HOOKS}
 
 
 def _encoder(cfg: HVQVAEConfig, depth: int) -> nn.Sequential:
@@ -300,6 +353,14 @@ class HVQVAE(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def sync_codebooks(self, enabled: bool = True) -> None:
+        """All-reduce every branch's codebook statistics over the process group (or stop).
+
+        See :meth:`BranchQuantizer.sync`; data-parallel training turns this on for its duration.
+        """
+        for quant in self.quantizers:
+            quant.sync(enabled)
 
 
 def perplexity(counts: Tensor | Any) -> float:

@@ -30,7 +30,7 @@ from anndata import AnnData
 from .._constants import SPATIAL_KEY, TX_CELL, TX_GENE, UNS_KEY
 from .._errors import input_error
 from .._utils import resolve_device, seed_everything
-from .._validate import check_adata, check_transcripts
+from .._validate import check_adata, check_memory, check_transcripts
 from ..data.raster import RasterConfig, TileIndex, _assigned_mask
 from ..models.hvqvae import HVQVAE, HVQVAEConfig, VQModel, perplexity
 from ..train.vq import VQTrainConfig, train_model
@@ -77,6 +77,31 @@ def _coarse(branches: Sequence[int], branch: int | None) -> int:
 
 
 # --------------------------------------------------------------------------------------- fit
+def _check_vq_settings(
+    index: TileIndex, tile: int, branches: Sequence[int], codebook_size: int, batch_size: int
+) -> None:
+    """Reject, before any training, codebooks that cannot be filled and batches that cannot fit."""
+    deepest = max((int(m) for m in branches), default=0)
+    positions = len(index) * (tile // 2**deepest) ** 2
+    if codebook_size > positions:
+        raise input_error(
+            f"codebook_size={codebook_size} codes but the {len(index)} tile(s) give only "
+            f"{positions} encoder positions at branch M={deepest}; most codes could never be used",
+            "codebook_size",
+            f"use codebook_size <= {positions}, more data, or larger tiles",
+        )
+    # A lower bound: one batch of input, reconstruction and target tiles in float32 (the
+    # activations of every branch come on top), so a rejected setting cannot run.
+    n_out = index.n_genes + 1
+    estimate = 4.0 * batch_size * tile**2 * (index.n_channels + 2 * n_out)
+    check_memory(
+        estimate,
+        f"one batch of {batch_size} tiles of {tile}x{tile} px x {index.n_channels} channels",
+        "batch_size / tile",
+        "lower batch_size or tile, or raise pixel_size",
+    )
+
+
 def vq_fit(
     transcripts: pd.DataFrame,
     *,
@@ -104,13 +129,16 @@ def vq_fit(
     out: str | os.PathLike[str] | None = None,
     progress: bool = True,
     max_elements: int = 2**24,
+    resume: bool = False,
 ) -> VQModel:
     """Train a hierarchical VQ-VAE on tiles of a transcripts table.
 
     Parameters
     ----------
     transcripts
-        Canonical transcripts table (``stfield.io.read_transcripts``).
+        Canonical transcripts table (``stfield.io.read_transcripts``), or a tile-shard store
+        (:class:`~stfield.data.shards.ShardStore`, ``stfield shard``) for tables larger than
+        memory.
     cells
         Optional cells table (``cell_id, x, y``); default: centroids estimated from molecules.
     pixel_size, tile, stride, by, mode, n_freqs, genes, min_molecules
@@ -122,9 +150,16 @@ def vq_fit(
         Training (:class:`~stfield.train.vq.VQTrainConfig`).
     checkpoint_every, out
         When ``out`` is given the model is saved there; with ``checkpoint_every`` > 0 a copy is
-        saved every that many epochs under ``<out>_checkpoints/epoch_NNNN``.
+        saved every that many epochs under ``<out>_checkpoints/epoch_NNNN`` together with the
+        optimizer and random state (``train_state.pt``).
+    resume
+        Continue an interrupted fit from ``<out>_checkpoints/train_state.pt`` (same input and
+        options); on CPU it ends with the weights of an uninterrupted fit.
     """
-    check_transcripts(transcripts)
+    from ..data.shards import ShardStore
+
+    if not isinstance(transcripts, ShardStore):
+        check_transcripts(transcripts)
     deepest = max(int(m) for m in branches) if len(branches) else 0
     if int(tile) % 2**deepest or int(tile) // 2**deepest < 2:
         raise input_error(
@@ -145,6 +180,7 @@ def vq_fit(
     )
     if len(index) < 2 and val_fraction > 0:
         logger.warning("only %d tile(s): no held-out validation tiles", len(index))
+    _check_vq_settings(index, int(tile), branches, int(codebook_size), int(batch_size))
     seed_everything(seed)
     net = HVQVAE(
         HVQVAEConfig(
@@ -158,8 +194,10 @@ def vq_fit(
         )
     )
     ckpt_dir = None
-    if out is not None and checkpoint_every:
+    if out is not None and (checkpoint_every or resume):
         ckpt_dir = str(Path(out).parent / f"{Path(out).name}_checkpoints")
+    elif resume:
+        raise input_error("resume needs the output path", "resume", "pass out=")
     tcfg = VQTrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -169,6 +207,7 @@ def vq_fit(
         seed=seed,
         checkpoint_every=checkpoint_every,
         checkpoint_dir=ckpt_dir,
+        resume=resume,
         progress=progress,
         accelerator=accelerator,
     )
@@ -192,9 +231,14 @@ def vq_fit(
             "fit_seconds": time.perf_counter() - t0,
         }
     )
+    if "distributed" in res:  # data-parallel run (torchrun / --devices): record its layout
+        info["distributed"] = res["distributed"]
     net.to("cpu").eval()
     model = VQModel(net, raster, index.genes, res["history"], info)
-    if out is not None:
+    from ..train.distributed import is_main_process
+
+    # every rank ends with the same model; one writes it
+    if out is not None and is_main_process():
         model.save(out)
         logger.info("saved the VQ model to %s", out)
     return model

@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._errors import input_error
+from .checkpoint import Checkpointer, StageProgress
 
 
 @dataclass
@@ -26,6 +27,8 @@ class StageHistory:
     best_epoch: int | None = None
     stopped_early: bool = False
     seconds: float = 0.0
+    #: The stage's final progress (for checkpoints); not part of :meth:`as_dict`.
+    progress: StageProgress | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         return {
@@ -37,11 +40,23 @@ class StageHistory:
         }
 
 
-def check_finite(value: float, stage: str, epoch: int, what: str = "loss") -> None:
-    """Raise ``ValueError`` naming the stage and epoch when ``value`` is NaN or inf."""
+def check_finite(
+    value: float,
+    stage: str,
+    epoch: int,
+    what: str = "loss",
+    last_checkpoint: str | None = None,
+) -> None:
+    """Raise ``ValueError`` naming the stage, epoch and last good checkpoint on NaN or inf."""
     if not math.isfinite(value):
+        resume = (
+            f"; the last good checkpoint is {last_checkpoint}: resume from it (resume=True / "
+            "--resume) with a lower learning rate"
+            if last_checkpoint
+            else "; no checkpoint was written (checkpoint_every / --checkpoint-every saves them)"
+        )
         raise input_error(
-            f"{what} became {value} at epoch {epoch + 1}",
+            f"{what} became {value} at epoch {epoch + 1}{resume}",
             f"stage {stage!r}",
             "lower the learning rate of this stage, check the input for extreme values, or "
             "normalise the counts (stfield.pp.normalize_suica)",
@@ -58,6 +73,9 @@ def run_stage(
     min_delta: float = 0.0,
     modules: Sequence[nn.Module] = (),
     progress: bool = True,
+    resume: StageProgress | None = None,
+    on_epoch_end: Callable[[StageProgress], None] | None = None,
+    last_checkpoint: Callable[[], str | None] | None = None,
 ) -> StageHistory:
     """Run ``epoch_fn(epoch) -> mean training loss`` for ``n_epochs`` epochs.
 
@@ -79,6 +97,13 @@ def run_stage(
         Modules whose best weights are kept (only used with ``val_fn``).
     progress
         Show a tqdm bar with the current loss in its postfix.
+    resume
+        Progress saved by a checkpoint: training continues at ``resume.next_epoch`` with its
+        losses and early-stopping state.
+    on_epoch_end
+        Called with the progress after every epoch (checkpointing).
+    last_checkpoint
+        Returns a description of the last checkpoint written, quoted if the loss turns NaN.
     """
     if n_epochs < 0:
         raise input_error(f"epochs must be >= 0, got {n_epochs}", f"stage {name!r}")
@@ -88,36 +113,59 @@ def run_stage(
             f"stage {name!r}",
             "pass val_fraction > 0 or patience=None",
         )
-    hist = StageHistory(name)
-    best = math.inf
-    best_state: list[dict] | None = None
-    since_best = 0
-    start = time.perf_counter()
-    bar = tqdm(range(n_epochs), desc=name, disable=not progress, leave=False, dynamic_ncols=True)
+    state = resume if resume is not None else StageProgress(name)
+    start = time.perf_counter() - state.seconds
+    first = state.next_epoch if not state.stopped_early else n_epochs
+    bar = tqdm(
+        range(first, n_epochs),
+        desc=name,
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+        initial=first,
+        total=n_epochs,
+    )
+
+    def saved() -> str | None:
+        return last_checkpoint() if last_checkpoint is not None else None
+
     for epoch in bar:
         loss = float(epoch_fn(epoch))
-        check_finite(loss, name, epoch)
-        hist.loss.append(loss)
+        check_finite(loss, name, epoch, last_checkpoint=saved())
+        state.loss.append(loss)
         postfix = {"loss": f"{loss:.4g}"}
         if val_fn is not None:
             val = float(val_fn())
-            check_finite(val, name, epoch, "validation loss")
-            hist.val_loss.append(val)
+            check_finite(val, name, epoch, "validation loss", saved())
+            state.val_loss.append(val)
             postfix["val"] = f"{val:.4g}"
-            if val < best - min_delta:
-                best, since_best, hist.best_epoch = val, 0, epoch
-                best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+            if val < state.best - min_delta:
+                state.best, state.since_best, state.best_epoch = val, 0, epoch
+                state.best_state = [copy.deepcopy(m.state_dict()) for m in modules]
             else:
-                since_best += 1
+                state.since_best += 1
         bar.set_postfix(postfix, refresh=False)
-        if patience is not None and since_best >= patience:
-            hist.stopped_early = True
+        state.next_epoch = epoch + 1
+        state.stopped_early = patience is not None and state.since_best >= patience
+        state.seconds = time.perf_counter() - start
+        if on_epoch_end is not None:
+            on_epoch_end(state)
+        if state.stopped_early:
             break
     bar.close()
-    if best_state is not None:
-        for module, state in zip(modules, best_state, strict=True):
-            module.load_state_dict(state)
-    hist.seconds = time.perf_counter() - start
+    if state.best_state is not None:
+        for module, best in zip(modules, state.best_state, strict=True):
+            module.load_state_dict(best)
+    state.seconds = time.perf_counter() - start
+    hist = StageHistory(
+        name,
+        loss=list(state.loss),
+        val_loss=list(state.val_loss),
+        best_epoch=state.best_epoch,
+        stopped_early=state.stopped_early,
+        seconds=state.seconds,
+    )
+    hist.progress = state
     return hist
 
 
@@ -134,12 +182,15 @@ def run_minibatch_stage(
     val_idx: np.ndarray | None = None,
     patience: int | None = None,
     progress: bool = True,
+    checkpointer: Checkpointer | None = None,
 ) -> StageHistory:
     """Train ``module`` by shuffled mini-batches of rows; ``loss_on(rows)`` gives a batch's loss.
 
     Each epoch visits ``train_idx`` once in an order drawn from ``rng`` (seeded runs repeat
     exactly) and returns the row-weighted mean loss; with a non-empty ``val_idx`` the
     validation loss is computed after every epoch and :func:`run_stage` keeps the best weights.
+    With a ``checkpointer`` the stage resumes from its checkpoint (weights, optimizer, epoch) and
+    saves one every ``checkpointer.every`` epochs.
     """
     from ..data.csr import batch_indices
 
@@ -164,6 +215,13 @@ def run_minibatch_stage(
         return total / val_idx.size
 
     has_val = val_idx is not None and val_idx.size > 0
+    hooks: dict = {}
+    if checkpointer is not None:
+        hooks = {
+            "resume": checkpointer.resume_stage(name, optimizer),
+            "on_epoch_end": lambda state: checkpointer.epoch_end(state, optimizer),
+            "last_checkpoint": lambda: checkpointer.last_saved,
+        }
     return run_stage(
         name,
         epoch_fn,
@@ -172,6 +230,7 @@ def run_minibatch_stage(
         patience=patience,
         modules=[module],
         progress=progress,
+        **hooks,
     )
 
 
