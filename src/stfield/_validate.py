@@ -6,6 +6,8 @@ names what is wrong, where (file, field, key) and how to fix it.
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,9 +52,92 @@ def check_coordinates(
     return arr
 
 
+#: Below this median spacing (µm) between distinct positions, coordinates look normalised.
+MIN_PLAUSIBLE_SPACING_UM = 0.05
+#: Above this extent (µm, 10 cm) coordinates look like pixels or nanometres.
+MAX_PLAUSIBLE_EXTENT_UM = 1e5
+
+
+def warn_implausible_units(x: np.ndarray, y: np.ndarray, where: str, sample: int = 2000) -> None:
+    """Warn when coordinates do not look like µm: a slide spans µm to a few cm.
+
+    Checks the extent over all points and the median nearest-neighbour spacing over a seeded
+    sample of distinct positions (a sample over-estimates spacing, so it never warns falsely
+    about spacing being too small). Reads the columns without copying them.
+    """
+    if len(x) < 2:
+        return
+    extent = float(max(np.max(x) - np.min(x), np.max(y) - np.min(y)))
+    fix = (
+        "stfield expects µm: convert pixels with the platform's pixel size (the stfield.io "
+        "readers do this), or rescale the coordinates"
+    )
+    if extent > MAX_PLAUSIBLE_EXTENT_UM:
+        warnings.warn(
+            f"{where}: coordinates span {extent:,.0f} units; as µm that is {extent / 1e4:.1f} cm, "
+            f"larger than any slide (pixels or nm?). {fix}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+    pick = np.arange(len(x))
+    if len(x) > sample:
+        pick = np.random.default_rng(0).choice(len(x), sample, replace=False)
+    xy = np.unique(np.column_stack([np.asarray(x)[pick], np.asarray(y)[pick]]), axis=0)
+    if xy.shape[0] < 2:
+        return
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(xy).query(xy, k=2)
+    spacing = float(np.median(dist[:, 1]))
+    if spacing < MIN_PLAUSIBLE_SPACING_UM:
+        warnings.warn(
+            f"{where}: the median spacing between positions is {spacing:.3g} units, far below "
+            f"a µm-scale spot or molecule spacing (normalised coordinates, or mm?). {fix}",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def available_memory_bytes() -> int:
+    """Memory the process can still use: MemAvailable on Linux, else total physical memory."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - exotic platforms
+        return 2**63 - 1
+
+
+def check_memory(estimate_bytes: float, what: str, where: str, fix: str) -> None:
+    """Reject up front a setting whose estimated memory exceeds what is available."""
+    avail = available_memory_bytes()
+    if estimate_bytes > avail:
+        raise input_error(
+            f"{what} needs about {estimate_bytes / 2**30:,.1f} GiB of memory, "
+            f"{avail / 2**30:,.1f} GiB are available",
+            where,
+            fix,
+        )
+
+
 def check_counts(X: np.ndarray | sp.spmatrix, where: str, allow_negative: bool = False) -> None:
     """Check an expression matrix: numeric, finite, and (by default) non-negative."""
     data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.dtype == object:
+        try:
+            data = data.astype(np.float64)
+        except (TypeError, ValueError):
+            raise input_error(
+                "expression matrix has non-numeric values (object dtype)",
+                where,
+                "store counts as integers or floats",
+            ) from None
     if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
         raise input_error(
             f"expression matrix has non-numeric dtype {data.dtype}",
@@ -139,7 +224,10 @@ def check_adata(
                 where,
                 f"store spot coordinates in µm as adata.obsm[{SPATIAL_KEY!r}]",
             )
-        check_coordinates(adata.obsm[SPATIAL_KEY], f"{where} obsm[{SPATIAL_KEY!r}]", adata.n_obs)
+        coords = check_coordinates(
+            adata.obsm[SPATIAL_KEY], f"{where} obsm[{SPATIAL_KEY!r}]", adata.n_obs
+        )
+        warn_implausible_units(coords[:, 0], coords[:, 1], f"{where} obsm[{SPATIAL_KEY!r}]")
 
 
 def check_transcripts(df: pd.DataFrame, where: str = "transcripts") -> None:
@@ -174,3 +262,4 @@ def check_transcripts(df: pd.DataFrame, where: str = "transcripts") -> None:
                 where,
                 "drop those molecules before binning",
             )
+    warn_implausible_units(df[TX_X].to_numpy(), df[TX_Y].to_numpy(), where)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 import stfield.train.vq as train_vq
+from slices import make_transcripts
 from stfield import tl
 from stfield.cli import main as cli_main
 from stfield.data.shards import write_tile_shards
@@ -27,18 +26,6 @@ OPTS = {
 }
 
 
-def _table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "gene": pd.Categorical(rng.choice(["ACTB", "EPCAM", "KRT8", "PTPRC"], size=n)),
-            "x": rng.uniform(0, 200, n),
-            "y": rng.uniform(0, 200, n),
-            "cell_id": rng.integers(0, 40, n).astype(str),
-        }
-    )
-
-
 @pytest.fixture(autouse=True)
 def _one_thread():
     before = torch.get_num_threads()
@@ -52,7 +39,7 @@ def _weights(model: VQModel) -> dict[str, torch.Tensor]:
 
 
 def test_interrupted_vq_fit_resumes_to_the_same_model(tmp_path, monkeypatch):
-    tx = _table()
+    tx = make_transcripts(extent=200.0)
     reference = tl.vq_fit(tx, out=tmp_path / "ref", **OPTS)
 
     class Interrupted(Exception):
@@ -79,13 +66,13 @@ def test_interrupted_vq_fit_resumes_to_the_same_model(tmp_path, monkeypatch):
     assert len(resumed.history) == OPTS["epochs"]
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
 
-    other = _table(seed=1)
+    other = make_transcripts(seed=1, extent=200.0)
     with pytest.raises(ValueError, match="other tiles or settings"):
         tl.vq_fit(other, out=tmp_path / "m", resume=True, **OPTS)
 
 
 def test_resume_without_state_is_a_clear_error(tmp_path, capsys):
-    tx = _table()
+    tx = make_transcripts(extent=200.0)
     path = tmp_path / "tx.parquet"
     tx.to_parquet(path)
     argv = ["vq", "fit", str(path), "--out", str(tmp_path / "m"), "--resume"]
@@ -96,7 +83,7 @@ def test_resume_without_state_is_a_clear_error(tmp_path, capsys):
 
 
 def test_vq_fit_reads_a_shard_folder(tmp_path, capsys):
-    tx = _table()
+    tx = make_transcripts(extent=200.0)
     store = write_tile_shards(tx, tmp_path / "shards", tile_um=64.0)
     model = tl.vq_fit(store, **{**OPTS, "checkpoint_every": 0, "epochs": 1})
     assert model.genes == sorted(tx["gene"].unique())

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
+    except OSError as exc:  # e.g. a full disk or a read-only folder while writing an output
+        click.echo(f"error: could not read or write a file: {exc}", err=True)
+        return 2
     except MemoryError as exc:
         click.echo(f"error: out of memory ({exc}); use a larger bin size or fewer genes", err=True)
         return 2
