@@ -74,21 +74,30 @@ class KNNInterpolator:
         return np.asarray((W @ self.X_).toarray(), dtype=np.float32)
 
     def _choose_k(self) -> int:
-        n = self.coords_.shape[0]
+        n, g = self.X_.shape
         grid = [k for k in self.k_grid if k <= n - 1] or [1]
         dist, idx = self.nn_.kneighbors(self.coords_, n_neighbors=max(grid) + 1)
         dist, idx = dist[:, 1:], idx[:, 1:]  # leave the spot itself out
-        truth = self.X_.tocoo()
-        best_k, best_err = grid[0], np.inf
-        for k in grid:
-            pred = self._interpolate(dist[:, :k], idx[:, :k])
-            err = (
-                float(np.mean((pred[truth.row, truth.col] - truth.data) ** 2)) if truth.nnz else 0.0
-            )
-            if err < best_err:
-                best_k, best_err = k, err
-        self.cv_mse_ = best_err
-        return best_k
+        # Leave-one-out predictions are densified one block of rows at a time (about 2**22
+        # values), scored at the block's non-zero truth entries, then dropped: memory stays
+        # O(block × genes), never n_spots × genes.
+        rows_per_block = max(1, min(self.block_rows, 2**22 // max(g, 1)))
+        sq_err = np.zeros(len(grid), dtype=np.float64)
+        for start in range(0, n, rows_per_block):
+            stop = min(start + rows_per_block, n)
+            truth = self.X_[start:stop].tocoo()
+            if not truth.nnz:
+                continue
+            target = truth.data.astype(np.float32)
+            for j, k in enumerate(grid):
+                pred = self._interpolate(dist[start:stop, :k], idx[start:stop, :k])
+                diff = pred[truth.row, truth.col] - target
+                sq_err[j] += float(np.dot(diff.astype(np.float64), diff))
+        n_nonzero = self.X_.nnz
+        errors = sq_err / n_nonzero if n_nonzero else np.zeros(len(grid))
+        best = int(np.argmin(errors))  # first of equal errors: the smallest k, as before
+        self.cv_mse_ = float(errors[best])
+        return grid[best]
 
     def predict(self, coords: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         coords = check_coordinates(coords, "coords", dims=(self.coords_.shape[1],))

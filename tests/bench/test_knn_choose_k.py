@@ -1,0 +1,56 @@
+"""The kNN baseline's leave-one-out choice of k is computed block by block, with the same result."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from stfield.bench import spatial_split
+from stfield.bench.baselines import KNNInterpolator
+
+
+def _choose_k_all_at_once(knn: KNNInterpolator) -> tuple[int, float]:
+    """The previous implementation: one dense n_spots × n_genes prediction per candidate k."""
+    n = knn.coords_.shape[0]
+    grid = [k for k in knn.k_grid if k <= n - 1] or [1]
+    dist, idx = knn.nn_.kneighbors(knn.coords_, n_neighbors=max(grid) + 1)
+    dist, idx = dist[:, 1:], idx[:, 1:]
+    truth = knn.X_.tocoo()
+    best_k, best_err = grid[0], np.inf
+    for k in grid:
+        pred = knn._interpolate(dist[:, :k], idx[:, :k])
+        err = float(np.mean((pred[truth.row, truth.col] - truth.data) ** 2)) if truth.nnz else 0.0
+        if err < best_err:
+            best_k, best_err = k, err
+    return best_k, best_err
+
+
+def test_blockwise_choose_k_matches_the_dense_computation(smooth_slice, monkeypatch):
+    X, coords = smooth_slice.X, smooth_slice.obsm["spatial"]
+    split = spatial_split(X.shape[0], 0.2, seed=0)
+    # Tiny blocks (7 rows, so the last one is partial) exercise the accumulation across blocks.
+    knn = KNNInterpolator(block_rows=7).fit(X[split.train], coords[split.train])
+    expected_k, expected_err = _choose_k_all_at_once(knn)
+    assert knn.k_ == expected_k and knn.k_ > 1
+    np.testing.assert_allclose(knn.cv_mse_, expected_err, rtol=1e-5)
+    # The default block size gives the same choice.
+    assert KNNInterpolator().fit(X[split.train], coords[split.train]).k_ == expected_k
+
+    # No dense prediction ever covers more than one block of rows.
+    widest = []
+    original = KNNInterpolator._interpolate
+
+    def spy(self, dist, idx):
+        widest.append(dist.shape[0])
+        return original(self, dist, idx)
+
+    monkeypatch.setattr(KNNInterpolator, "_interpolate", spy)
+    KNNInterpolator(block_rows=7).fit(X[split.train], coords[split.train])
+    assert max(widest) <= 7
+
+
+def test_choose_k_on_an_all_zero_slice_picks_the_first_candidate():
+    rng = np.random.default_rng(0)
+    coords = rng.uniform(0, 100, size=(30, 2))
+    knn = KNNInterpolator(block_rows=4).fit(sp.csr_matrix((30, 5), dtype=np.float32), coords)
+    assert knn.k_ == knn.k_grid[0] and knn.cv_mse_ == 0.0
