@@ -40,6 +40,14 @@ CONFIGS = {
             "backbone": "siren",
             "backbone_kwargs": {"width": WIDTH},
         },
+        **{
+            name: {
+                "preset": "fast",
+                "gae_hidden": (512, 128, 64),
+                "backbone_kwargs": {"width": WIDTH},
+            }
+            for name in ("suica-leaky", "suica-knn")
+        },
         "suica-noae": {"epochs_inr": 300, "backbone_kwargs": {"width": WIDTH}},
         "ffn": {"epochs": 300, "backbone_kwargs": {"width": WIDTH}, "lr": 1e-4},
         "siren": {"epochs": 300, "backbone_kwargs": {"width": WIDTH}, "lr": 1e-4},

@@ -84,9 +84,9 @@ def test_render_grid_tiles_match_predict(fitted, monkeypatch):
     calls = []
     original = SUICA._predict_batches
 
-    def spy(self, coords, batch_size):
+    def spy(self, coords, *args):
         calls.append(coords.shape[0])
-        return original(self, coords, batch_size)
+        return original(self, coords, *args)
 
     monkeypatch.setattr(SUICA, "_predict_batches", spy)
     grid = fitted.render_grid(7.0, bounds=(0.0, 5.0, 190.0, 120.0), tile=8)

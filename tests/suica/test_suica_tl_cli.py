@@ -181,3 +181,41 @@ def test_cli_help_documents_every_option(cli_main, capsys):
             "predict": ["--out", "--coords", "--grid-step", "--like"],
         }[command]:
             assert option in text
+
+
+def test_cli_fit_resume_after_interruption(tmp_path, small, cli_main, capsys, monkeypatch):
+    from stfield.models.suica import SUICA
+    from stfield.train.checkpoint import Checkpointer
+
+    src = tmp_path / "slice.h5ad"
+    small.write_h5ad(src)
+    args = ["--backbone", "siren", "--epochs-gae", "2", "--epochs-inr", "4"]
+    args += ["--epochs-decoder", "4", "--checkpoint-every", "2"]
+    assert cli_main(["fit", str(src), "--out", str(tmp_path / "ref"), *args]) == 0
+    assert not (tmp_path / "ref_checkpoints").exists()  # removed once the model is saved
+
+    class Interrupted(Exception):
+        pass
+
+    real, calls = Checkpointer._write, []
+
+    def write(self, *a, **k):
+        real(self, *a, **k)
+        calls.append(1)
+        if len(calls) == 3:  # mid-INR
+            raise Interrupted
+
+    out = tmp_path / "model"
+    with monkeypatch.context() as m:
+        m.setattr(Checkpointer, "_write", write)
+        with pytest.raises(Interrupted):
+            cli_main(["fit", str(src), "--out", str(out), *args])
+    assert not out.exists() and (tmp_path / "model_checkpoints" / "checkpoint.pt").exists()
+    assert cli_main(["fit", str(src), "--out", str(out), *args, "--resume"]) == 0
+    ref, resumed = SUICA.load(tmp_path / "ref"), SUICA.load(out)
+    for key, value in ref.state_dict().items():
+        np.testing.assert_allclose(resumed.state_dict()[key].numpy(), value.numpy(), atol=1e-6)
+
+    capsys.readouterr()
+    rc = cli_main(["fit", str(src), "--out", str(tmp_path / "other"), *args, "--resume"])
+    assert rc == 2 and "no checkpoint to resume from" in capsys.readouterr().err

@@ -45,6 +45,19 @@ _BACKBONES = ("ffn", "siren", "hashgrid")
     help="Spot size in µm used to bin a transcripts table (ignored for spot × gene inputs).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of the fit.")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also checkpoint every N epochs inside a stage (a checkpoint is always written at the "
+    "end of each stage) to OUT_checkpoints/checkpoint.pt.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted fit from OUT_checkpoints/ (same INPUT and options).",
+)
 def fit(
     input_path: Path,
     out_dir: Path,
@@ -54,15 +67,27 @@ def fit(
     epochs_inr: int | None,
     epochs_decoder: int | None,
     seed: int,
+    checkpoint_every: int,
+    resume: bool,
 ) -> None:
     """Fit SUICA on INPUT (anything stfield.io.read reads) and save the model to --out.
 
     Transcript tables are binned into square spots of --bin-size µm first. The counts are fitted
     as given; the paper's preset (learning rates, batch sizes) is used for every option not set
-    here.
+    here. A checkpoint is written at the end of every stage to OUT_checkpoints/; after an
+    interruption, the same command with --resume continues where it stopped. The checkpoint
+    folder is removed once the model is saved.
     """
+    import shutil
+
     from ..tl.suica import fit_suica
 
+    ckpt_dir = checkpoint_dir_for(out_dir)
+    if resume and not (ckpt_dir / "checkpoint.pt").exists():
+        raise StfieldFileNotFoundError(
+            f"{ckpt_dir}: no checkpoint to resume from. Fix: run without --resume, or pass the "
+            "--out of the interrupted fit"
+        )
     adata = read_slice(input_path, bin_size)
     model = fit_suica(
         adata,
@@ -71,14 +96,23 @@ def fit(
         epochs_gae=epochs_gae,
         epochs_inr=epochs_inr,
         epochs_decoder=epochs_decoder,
+        checkpoint_dir=ckpt_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
     )
     model.save(out_dir)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     losses = ", ".join(f"{k} {v[-1]:.4g}" for k, v in model.history.items() if v)
     click.echo(
         f"fitted SUICA ({backbone}) on {adata.n_obs:,} spots × {adata.n_vars:,} genes "
         f"in {sum(model.timings_.values()):.1f} s; final losses: {losses or 'n/a'}"
     )
     click.echo(f"model: {out_dir}")
+
+
+def checkpoint_dir_for(out_dir: Path) -> Path:
+    """Checkpoint folder of the fit writing ``out_dir``: a sibling named ``<out>_checkpoints``."""
+    return out_dir.parent / f"{out_dir.name}_checkpoints"
 
 
 def _read_coords_csv(path: Path, dim: int) -> tuple[np.ndarray, pd.Index]:

@@ -34,13 +34,15 @@ from .._constants import SPATIAL_KEY, UNS_KEY
 from .._errors import StfieldFileNotFoundError, input_error
 from .._utils import resolve_device, seed_everything
 from .._validate import check_coordinates, check_counts
-from ..data.csr import GraphBatcher, as_csr, batch_indices, dense_rows
+from ..data.csr import CSRBuilder, GraphBatcher, as_csr, batch_indices, dense_rows
+from ..train.checkpoint import Checkpointer, StageProgress, fingerprint
 from ..train.loop import StageHistory, run_minibatch_stage
 from ..train.losses import l1_mse_loss, suica_decoder_loss
 from ._base import Backbone
 from ._io import load_model_dir, save_model_dir
 from .backbones import BACKBONES, make_backbone, nyquist_scale
-from .gae import GAE
+from .blend import InterpolationBlend, choose_weight
+from .gae import DECODER_ACTIVATIONS, GAE
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 #: Stage names, in order (keys of :attr:`SUICA.history` and :attr:`SUICA.timings_`).
 STAGES = ("gae", "inr", "decoder")
+
+#: Fraction of spots held out to choose the blend weight when ``val_fraction`` is 0.
+BLEND_VAL_FRACTION = 0.1
 
 #: "auto" batch sizes: the INR takes full-batch steps up to this many spots, mini-batches above.
 INR_FULL_BATCH_MAX = 8192
@@ -138,6 +143,14 @@ class SUICA:
         Stage-2 loss: ``"l1+mse"`` (published code) or ``"mse"`` (paper eq. 2).
     dice_weight
         λ of the Dice term in stage 3 (0.01; 0 disables it).
+    decoder_activation
+        Output activation of the decoder: ``"relu"`` (published) or ``"leaky"`` (leaky ReLU
+        while training, ReLU at inference: no gene can die; see
+        :class:`~stfield.models.gae.LeakyWhileTraining`).
+    blend
+        ``"none"`` (published) or ``"knn"``: predictions are mixed with inverse-distance
+        interpolation of the fitted spots, with a weight chosen on held-out training spots
+        (:mod:`stfield.models.blend`); the fitted spots are stored with the model.
     accelerator
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
     bf16
@@ -157,6 +170,8 @@ class SUICA:
         graph_normalization: str = "gcn",
         inr_loss: str = "l1+mse",
         dice_weight: float = 0.01,
+        decoder_activation: str = "relu",
+        blend: str = "none",
         accelerator: str = "auto",
         bf16: bool = False,
         seed: int = 0,
@@ -177,6 +192,14 @@ class SUICA:
             raise input_error(
                 "latent_dim and n_neighbors must be >= 1 and gae_hidden non-empty", "SUICA"
             )
+        if decoder_activation not in DECODER_ACTIVATIONS:
+            raise input_error(
+                f"unknown decoder_activation {decoder_activation!r}",
+                "decoder_activation",
+                f"use one of {list(DECODER_ACTIVATIONS)}",
+            )
+        if blend not in ("none", "knn"):
+            raise input_error(f"unknown blend {blend!r}", "blend", "use 'none' or 'knn'")
         if not dice_weight >= 0:
             raise input_error(f"dice_weight must be >= 0, got {dice_weight}", "dice_weight")
         self.backbone_name = backbone
@@ -187,6 +210,8 @@ class SUICA:
         self.graph_normalization = graph_normalization
         self.inr_loss = inr_loss
         self.dice_weight = float(dice_weight)
+        self.decoder_activation = decoder_activation
+        self.blend = blend
         self.accelerator = accelerator
         self.bf16 = bool(bf16)
         self.seed = int(seed)
@@ -204,6 +229,7 @@ class SUICA:
         self.history: dict[str, list[float]] = {}
         self.timings_: dict[str, float] = {}
         self.val_indices_: np.ndarray | None = None
+        self.blend_: InterpolationBlend | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -279,6 +305,9 @@ class SUICA:
         val_fraction: float = 0.0,
         patience: int | None = None,
         progress: bool = True,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 0,
+        resume: bool = False,
     ) -> SUICA:
         """Fit the three stages on one slice.
 
@@ -310,7 +339,17 @@ class SUICA:
             ``val_fraction > 0``).
         progress
             Show progress bars with the current loss.
+        checkpoint_dir
+            Folder for ``checkpoint.pt``: written at the end of every stage and, with
+            ``checkpoint_every`` > 0, every that many epochs inside a stage (atomically).
+        checkpoint_every
+            Epochs between checkpoints inside a stage (0: stage ends only).
+        resume
+            Continue from the checkpoint in ``checkpoint_dir`` (same data and options; refused
+            otherwise). On CPU the resumed fit ends with the weights of an uninterrupted one.
         """
+        if resume and checkpoint_dir is None:
+            raise input_error("resume needs the checkpoint folder", "resume", "pass checkpoint_dir")
         params = self._resolve_params(
             preset,
             epochs_gae=epochs_gae,
@@ -326,6 +365,12 @@ class SUICA:
         Xc = as_csr(X)
         check_counts(Xc, "X")
         n, g = Xc.shape
+        if n and g and not Xc.data.any():
+            raise input_error(
+                f"all counts are zero ({n} spots x {g} genes)",
+                "X",
+                "check the layer / file: SUICA needs measured expression to fit",
+            )
         coords_arr = check_coordinates(coords, "coords", n_rows=n)
         if n < 4:
             raise input_error(f"{n} spot(s)", "X", "SUICA needs at least 4 spots")
@@ -338,6 +383,9 @@ class SUICA:
             )
         if not 0.0 <= val_fraction < 1.0:
             raise input_error(f"val_fraction must be in [0, 1), got {val_fraction}", "val_fraction")
+        if self.blend == "knn" and val_fraction == 0:
+            # The blend weight is chosen on spots the field never trained on.
+            val_fraction = BLEND_VAL_FRACTION
         if patience is not None and val_fraction == 0:
             raise input_error(
                 "early stopping needs a validation subset",
@@ -378,7 +426,9 @@ class SUICA:
 
         try:
             torch.manual_seed(self.seed)
-            self.gae = GAE(g, self.gae_hidden, self.latent_dim).to(self.device)
+            self.gae = GAE(g, self.gae_hidden, self.latent_dim, self.decoder_activation).to(
+                self.device
+            )
             self.backbone = make_backbone(
                 self.backbone_name,
                 self.coord_dim,
@@ -387,6 +437,17 @@ class SUICA:
             ).to(self.device)
             self.history, self.timings_ = {}, {}
 
+            ckpt = None
+            if checkpoint_dir is not None:
+                ckpt = Checkpointer(
+                    checkpoint_dir,
+                    checkpoint_every,
+                    self._fit_fingerprint(Xc, coords_arr, adjacency, val_idx),
+                    lambda: {"gae": self.gae, "backbone": self.backbone},
+                    rng,
+                )
+                if resume:
+                    ckpt.restore()
             coords_t = torch.from_numpy(self._scale_coords(coords_arr)).to(self.device)
             batcher = GraphBatcher(adjacency, self.device)
             bs_gae = resolve_batch_size(params["batch_size_gae"], "gae", train_idx.size, g)
@@ -398,54 +459,82 @@ class SUICA:
                 "decoder": bs_dec,
             }
 
-            common = {"patience": patience, "progress": progress}
+            common = {"patience": patience, "progress": progress, "checkpointer": ckpt}
             # Stage 1: graph autoencoder.
-            hist = self._fit_gae(
-                Xc,
-                batcher,
-                train_idx,
-                val_idx,
-                params["epochs_gae"],
-                params["lr_gae"],
-                bs_gae,
-                rng,
-                **common,
-            )
-            self._record(hist)
-            z_gt = self._encode_rows(Xc, batcher, np.arange(n), bs_gae)
+            if not self._restored("gae", ckpt):
+                hist = self._fit_gae(
+                    Xc,
+                    batcher,
+                    train_idx,
+                    val_idx,
+                    params["epochs_gae"],
+                    params["lr_gae"],
+                    bs_gae,
+                    rng,
+                    **common,
+                )
+                self._finish_stage(hist, ckpt)
             # Stage 2: coordinates -> embedding.
-            hist = self._fit_inr(
-                coords_t,
-                z_gt,
-                train_idx,
-                val_idx,
-                params["epochs_inr"],
-                params["lr_inr"],
-                bs_inr,
-                rng,
-                **common,
-            )
-            self._record(hist)
+            if not self._restored("inr", ckpt):
+                z_gt = self._encode_rows(Xc, batcher, np.arange(n), bs_gae)
+                hist = self._fit_inr(
+                    coords_t,
+                    z_gt,
+                    train_idx,
+                    val_idx,
+                    params["epochs_inr"],
+                    params["lr_inr"],
+                    bs_inr,
+                    rng,
+                    **common,
+                )
+                del z_gt
+                self._finish_stage(hist, ckpt)
             # Stage 3: decoder fine-tuning on the frozen INR's outputs.
-            hist = self._fit_decoder(
-                Xc,
-                coords_t,
-                train_idx,
-                val_idx,
-                params["epochs_decoder"],
-                params["lr_decoder"],
-                bs_dec,
-                rng,
-                **common,
-            )
-            self._record(hist)
+            if not self._restored("decoder", ckpt):
+                hist = self._fit_decoder(
+                    Xc,
+                    coords_t,
+                    train_idx,
+                    val_idx,
+                    params["epochs_decoder"],
+                    params["lr_decoder"],
+                    bs_dec,
+                    rng,
+                    **common,
+                )
+                self._finish_stage(hist, ckpt)
+            self.gae.eval()
+            self.backbone.eval()
+            self.blend_ = None
+            if self.blend == "knn":
+                self.blend_ = self._fit_blend(Xc, coords_arr, train_idx, val_idx)
         except BaseException:
             # A failed or interrupted fit leaves an unfitted model, never a half-trained one.
             self.gae = self.backbone = None
+            self.blend_ = None
             raise
-        self.gae.eval()
-        self.backbone.eval()
         return self
+
+    def _fit_blend(
+        self, X: sp.csr_matrix, coords: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray
+    ) -> InterpolationBlend:
+        """Choose the interpolation weight on the held-out spots, then store every spot."""
+        from ..bench.baselines.knn import KNNInterpolator
+
+        held_out = KNNInterpolator().fit(X[train_idx], coords[train_idx])
+        field = self.predict(coords[val_idx])  # blend_ is None here: the field alone
+        weight, scores = choose_weight(X[val_idx], field, held_out.predict(coords[val_idx]))
+        k = KNNInterpolator().fit(X, coords).k_
+        self.fit_params["blend"] = {"weight": weight, "k": int(k), "val_spots": int(val_idx.size)}
+        logger.info(
+            "blend: interpolation weight %.2f (k=%d) chosen on %d held-out spots: %s",
+            weight,
+            k,
+            val_idx.size,
+            scores[weight],
+        )
+        return InterpolationBlend(X, coords, k, weight)
 
     def _resolved_backbone_kwargs(self, coords: np.ndarray) -> dict[str, Any]:
         kwargs = dict(self.backbone_kwargs)
@@ -488,6 +577,65 @@ class SUICA:
             f"{hist.loss[-1]:.4g}" if hist.loss else "n/a",
         )
 
+    def _restored(self, stage: str, ckpt: Checkpointer | None) -> bool:
+        """Whether ``stage`` finished before the checkpoint being resumed (history restored)."""
+        if ckpt is None or stage not in ckpt.completed:
+            return False
+        done = StageProgress.from_dict(ckpt.completed[stage])
+        self._record(
+            StageHistory(
+                stage,
+                loss=done.loss,
+                val_loss=done.val_loss,
+                best_epoch=done.best_epoch,
+                stopped_early=done.stopped_early,
+                seconds=done.seconds,
+            )
+        )
+        return True
+
+    def _finish_stage(self, hist: StageHistory, ckpt: Checkpointer | None) -> None:
+        self._record(hist)
+        if ckpt is not None and hist.progress is not None:
+            ckpt.stage_done(hist.progress)
+
+    def _fit_fingerprint(
+        self,
+        X: sp.csr_matrix,
+        coords: np.ndarray,
+        adjacency: sp.spmatrix,
+        val_idx: np.ndarray,
+    ) -> str:
+        """Hash of what a checkpoint depends on: data summary, graph, split and every option.
+
+        Counts enter through cheap O(nnz) sums, not a copy of the matrix.
+        """
+        adj = sp.csr_matrix(adjacency)
+        return fingerprint(
+            shape=list(X.shape),
+            nnz=int(X.nnz),
+            data_sum=float(X.data.sum(dtype=np.float64)),
+            index_sum=int(X.indices.sum(dtype=np.int64)),
+            coords=np.asarray(coords, dtype=np.float64),
+            graph=[int(adj.nnz), float(adj.data.sum(dtype=np.float64))],
+            val_idx=np.asarray(val_idx, dtype=np.int64),
+            genes=list(self.gene_names or []),
+            params=self.fit_params,
+            model=[
+                self.backbone_name,
+                self.backbone_kwargs,
+                self.latent_dim,
+                list(self.gae_hidden),
+                self.n_neighbors,
+                self.graph_normalization,
+                self.inr_loss,
+                self.dice_weight,
+                self.decoder_activation,
+                self.blend,
+                self.seed,
+            ],
+        )
+
     def _fit_gae(
         self,
         X: sp.csr_matrix,
@@ -500,17 +648,20 @@ class SUICA:
         rng: np.random.Generator,
         patience: int | None,
         progress: bool,
+        checkpointer: Checkpointer | None = None,
     ) -> StageHistory:
         gae = self.gae
         assert gae is not None
         optimizer = torch.optim.Adam(gae.parameters(), lr=lr)
 
         def loss_on(rows: np.ndarray) -> torch.Tensor:
-            batch = batcher(rows)
-            x = dense_rows(X, batch.nodes, self.device)
+            # Â[rows] log1p(X) is formed sparse; only the batch's own rows are densified (the
+            # loss target), never its neighbours': memory and time follow nnz, not nodes × genes.
+            ax = batcher.aggregate(X, rows)
+            x = dense_rows(X, rows, self.device)
             with self._autocast():
-                recon = gae(x, batch.adj)
-            return torch.mean((recon.float() - x[: batch.n_targets]) ** 2)
+                recon = gae.decoder(gae.encode_aggregated(ax))
+            return torch.mean((recon.float() - x) ** 2)
 
         return run_minibatch_stage(
             "gae",
@@ -524,6 +675,7 @@ class SUICA:
             val_idx=val_idx,
             patience=patience,
             progress=progress,
+            checkpointer=checkpointer,
         )
 
     @torch.no_grad()
@@ -535,10 +687,9 @@ class SUICA:
         gae.eval()
         out = []
         for chunk in batch_indices(rows, batch_size, shuffle=False):
-            batch = batcher(chunk)
-            x = dense_rows(X, batch.nodes, self.device)
+            ax = batcher.aggregate(X, chunk)
             with self._autocast():
-                out.append(gae.encode(x, batch.adj).float())
+                out.append(gae.encode_aggregated(ax).float())
         return torch.cat(out)
 
     def _fit_inr(
@@ -553,6 +704,7 @@ class SUICA:
         rng: np.random.Generator,
         patience: int | None,
         progress: bool,
+        checkpointer: Checkpointer | None = None,
     ) -> StageHistory:
         net = self.backbone
         assert net is not None
@@ -577,6 +729,7 @@ class SUICA:
             val_idx=val_idx,
             patience=patience,
             progress=progress,
+            checkpointer=checkpointer,
         )
 
     def _fit_decoder(
@@ -591,6 +744,7 @@ class SUICA:
         rng: np.random.Generator,
         patience: int | None,
         progress: bool,
+        checkpointer: Checkpointer | None = None,
     ) -> StageHistory:
         assert self.gae is not None and self.backbone is not None
         decoder = self.gae.decoder
@@ -621,6 +775,7 @@ class SUICA:
                 val_idx=val_idx,
                 patience=patience,
                 progress=progress,
+                checkpointer=checkpointer,
             )
         finally:
             for p in self.backbone.parameters():
@@ -640,11 +795,18 @@ class SUICA:
             return torch.empty(0, self.latent_dim, device=coords_t.device)
         return torch.cat(out)
 
-    def _predict_batches(self, coords: np.ndarray, batch_size: int | None) -> Iterator[np.ndarray]:
+    def _predict_batches(
+        self, coords: np.ndarray, batch_size: int | None, exclude_self: bool = False
+    ) -> Iterator[np.ndarray]:
         """Yield dense float32 predictions for consecutive row batches of ``coords`` (µm)."""
         assert self.gae is not None and self.backbone is not None
+        # "auto" sizes the batch by the widest layer, not the genes alone: with a small panel
+        # (e.g. 100 genes) the 2048-wide hidden layers would otherwise take ~20k-row batches.
         bs = resolve_batch_size(
-            "auto" if batch_size is None else batch_size, "predict", coords.shape[0], self.n_genes
+            "auto" if batch_size is None else batch_size,
+            "predict",
+            coords.shape[0],
+            max(self.n_genes, _widest_layer(self.gae.decoder, self.backbone)),
         )
         self.gae.eval()
         self.backbone.eval()
@@ -653,28 +815,40 @@ class SUICA:
             with torch.inference_mode(), self._autocast():
                 c = torch.from_numpy(chunk).to(self.device)
                 y = self.gae.decoder(self.backbone(c))
-            yield y.float().cpu().numpy()
+            block = y.float().cpu().numpy()
+            if self.blend_ is not None:
+                block = self.blend_.mix(block, coords[start : start + bs], exclude_self)
+            yield block
 
     def predict(
-        self, coords: np.ndarray, *, batch_size: int | None = None, sparse: bool = False
+        self,
+        coords: np.ndarray,
+        *,
+        batch_size: int | None = None,
+        sparse: bool = False,
+        exclude_self: bool = False,
     ) -> np.ndarray | sp.csr_matrix:
         """Expression at any coordinates (µm), shape ``(n, n_genes)``.
 
         Computed in batches of ``batch_size`` rows (default: about 2M values per batch), so memory
         beyond the output stays bounded. ``sparse=True`` returns a CSR matrix (the ReLU output has
-        exact zeros) without ever holding the dense result.
+        exact zeros) without ever holding the dense result. ``exclude_self`` matters only with
+        ``blend="knn"``: a query on a fitted spot is interpolated from the other spots (use it to
+        denoise or impute the fitted spots themselves).
         """
         arr = self._check_query(coords)
         if arr.shape[0] == 0:
             empty = np.zeros((0, self.n_genes), dtype=np.float32)
             return sp.csr_matrix(empty) if sparse else empty
         if sparse:
-            return sp.vstack(
-                [sp.csr_matrix(b) for b in self._predict_batches(arr, batch_size)], format="csr"
-            )
+            # Non-zeros are appended batch by batch: memory is the CSR output plus one batch.
+            builder = CSRBuilder(self.n_genes, expected_rows=arr.shape[0])
+            for block in self._predict_batches(arr, batch_size, exclude_self):
+                builder.append_dense(block)
+            return builder.finish()
         out = np.empty((arr.shape[0], self.n_genes), dtype=np.float32)
         start = 0
-        for block in self._predict_batches(arr, batch_size):
+        for block in self._predict_batches(arr, batch_size, exclude_self):
             out[start : start + block.shape[0]] = block
             start += block.shape[0]
         return out
@@ -762,8 +936,9 @@ class SUICA:
         bounds
             ``(x_min, y_min, x_max, y_max)`` in µm; default the fitted spots' bounding box.
         tile
-            Side of a square tile in grid points: at most ``tile²`` points are predicted at once,
-            and each tile is stored sparse before the next one is computed.
+            At most ``tile²`` grid points (a row-major run) are predicted at once, and each run is
+            stored sparse before the next one is computed: memory is the sparse output plus one
+            run.
         z
             Plane of a 3-D model (default the middle of the fitted z range); ignored in 2-D.
         max_points
@@ -793,21 +968,18 @@ class SUICA:
                 raise input_error(f"z must be finite, got {z}", "z")
         else:
             z_val = None
-        strips = []
-        for y0 in range(0, ny, tile):
-            y_idx = np.arange(y0, min(y0 + tile, ny))
-            blocks, order = [], []
-            for x0 in range(0, nx, tile):
-                x_idx = np.arange(x0, min(x0 + tile, nx))
-                gy, gx = np.meshgrid(y_idx, x_idx, indexing="ij")
-                pts = [xs[gx.ravel()], ys[gy.ravel()]]
-                if z_val is not None:
-                    pts.append(np.full(gx.size, z_val))
-                blocks.append(self.predict(np.column_stack(pts), sparse=True))
-                order.append(((gy - y0) * nx + gx).ravel())
-            stacked = sp.vstack(blocks, format="csr")
-            strips.append(stacked[np.argsort(np.concatenate(order), kind="stable")])
-        X = sp.vstack(strips, format="csr").astype(np.float32)
+        # Row-major runs of at most tile² points are predicted and appended to one CSR buffer, so
+        # memory beyond the output is one run, whatever the grid size (no per-strip copies).
+        builder = CSRBuilder(self.n_genes, expected_rows=nx * ny)
+        run = tile * tile
+        for start in range(0, nx * ny, run):
+            ry, rx = np.divmod(np.arange(start, min(start + run, nx * ny)), nx)
+            pts = [xs[rx], ys[ry]]
+            if z_val is not None:
+                pts.append(np.full(rx.size, z_val))
+            for block in self._predict_batches(np.column_stack(pts), None):
+                builder.append_dense(block)
+        X = builder.finish()
         gy, gx = np.divmod(np.arange(nx * ny), nx)
         spatial = [xs[gx], ys[gy]]
         if z_val is not None:
@@ -850,6 +1022,9 @@ class SUICA:
             "graph_normalization": self.graph_normalization,
             "inr_loss": self.inr_loss,
             "dice_weight": self.dice_weight,
+            "decoder_activation": self.decoder_activation,
+            "blend": self.blend,
+            "blend_params": self.blend_.config() if self.blend_ is not None else None,
             "bf16": self.bf16,
             "seed": self.seed,
             "coord_dim": self.coord_dim,
@@ -878,6 +1053,8 @@ class SUICA:
         }
         if self.val_indices_ is not None and self.val_indices_.size:
             arrays["val_indices"] = self.val_indices_.astype(np.int64)
+        if self.blend_ is not None:
+            arrays.update(self.blend_.to_arrays())
         save_model_dir(path, MODEL_KIND, self.config(), self.state_dict(), arrays)
         logger.info("saved SUICA model to %s", path)
 
@@ -900,6 +1077,8 @@ class SUICA:
                 graph_normalization=config["graph_normalization"],
                 inr_loss=config["inr_loss"],
                 dice_weight=config["dice_weight"],
+                decoder_activation=config.get("decoder_activation", "relu"),
+                blend=config.get("blend", "none"),
                 accelerator=accelerator,
                 bf16=config.get("bf16", False),
                 seed=config["seed"],
@@ -914,7 +1093,14 @@ class SUICA:
             model.history = {k: list(v) for k, v in config.get("history", {}).items()}
             model.timings_ = dict(config.get("timings_s", {}))
             model.val_indices_ = arrays.get("val_indices")
-            gae = GAE(len(model.gene_names), model.gae_hidden, model.latent_dim)
+            if config.get("blend_params"):
+                model.blend_ = InterpolationBlend.from_arrays(arrays, config["blend_params"])
+            gae = GAE(
+                len(model.gene_names),
+                model.gae_hidden,
+                model.latent_dim,
+                model.decoder_activation,
+            )
             backbone = make_backbone(
                 model.backbone_name, model.coord_dim, model.latent_dim, **model.backbone_kwargs
             )
@@ -937,6 +1123,17 @@ class SUICA:
             else "not fitted"
         )
         return f"SUICA(backbone={self.backbone_name!r}, latent_dim={self.latent_dim}, {state})"
+
+
+def _widest_layer(*modules: nn.Module) -> int:
+    """The largest input or output width of the linear layers in ``modules`` (0 if none)."""
+    widths = [
+        max(m.in_features, m.out_features)
+        for module in modules
+        for m in module.modules()
+        if isinstance(m, nn.Linear)
+    ]
+    return max(widths, default=0)
 
 
 def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -7,6 +7,9 @@ advises for sparser slices); each ablation removes one component:
   SUICA's reconstruction loss (MSE over non-zeros + L1 + Dice);
 * ``suica-nodice`` — λ = 0 in the decoder fine-tuning;
 * ``suica-nograph`` — k = 1 (each spot its own only neighbour): the GCN becomes a plain MLP.
+
+Beyond the paper (issue #8), both with SIREN: ``suica-leaky`` (decoder output leaky while
+training, so no gene dies) and ``suica-knn`` (that, blended with kNN interpolation).
 """
 
 from __future__ import annotations
@@ -64,8 +67,9 @@ class SUICAMethod:
         return self
 
     def predict(self, coords: np.ndarray, exclude_self: bool = False) -> np.ndarray:
-        # The field never reads a spot's own (degraded) values at prediction time.
-        return self.model_.predict(coords)
+        # The field never reads a spot's own (degraded) values at prediction time; with
+        # blend="knn" the interpolation part leaves the spot itself out too.
+        return self.model_.predict(coords, exclude_self=exclude_self)
 
 
 def _variant(**fixed: Any) -> Callable[..., SUICAMethod]:
@@ -99,4 +103,8 @@ SUICA_METHODS: dict[str, Callable[..., Any]] = {
     "suica-nodice": _variant(dice_weight=0.0),
     "suica-nograph": _variant(n_neighbors=1),
     "suica-noae": _noae,
+    # Issue #8: the decoder's output ReLU kills genes; these keep it alive while training
+    # (leaky), and additionally blend with kNN interpolation (weight chosen on held-out spots).
+    "suica-leaky": _variant(backbone="siren", decoder_activation="leaky"),
+    "suica-knn": _variant(backbone="siren", decoder_activation="leaky", blend="knn"),
 }

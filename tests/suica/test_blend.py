@@ -1,0 +1,106 @@
+"""Issue #8 pieces: a decoder output that cannot die, and the kNN blend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from suica_helpers import TINY, make_field
+
+from stfield.bench.baselines.knn import KNNInterpolator
+from stfield.bench.metrics import evaluate
+from stfield.models.blend import CRITERIA, choose_weight
+from stfield.models.gae import MLPDecoder
+from stfield.models.suica import SUICA
+
+
+@pytest.mark.parametrize(("activation", "revives"), [("relu", False), ("leaky", True)])
+def test_leaky_output_revives_a_dead_gene(activation, revives):
+    """A gene whose output is negative on every input stays at 0 under ReLU, not under leaky."""
+    torch.manual_seed(0)
+    dec = MLPDecoder(n_genes=3, hidden=(8,), latent_dim=4, activation=activation)
+    last = dec.net[-2]
+    with torch.no_grad():
+        last.bias[1] = -5.0  # gene 1 is dead on every input
+    z, target = torch.randn(64, 4), torch.full((64, 3), 2.0)
+    opt = torch.optim.Adam(dec.parameters(), lr=0.05)
+    dec.train()
+    for _ in range(300):
+        opt.zero_grad()
+        torch.mean((dec(z) - target) ** 2).backward()
+        opt.step()
+    dec.eval()
+    with torch.no_grad():
+        out = dec(z)
+    assert (out >= 0).all()  # inference is a ReLU either way
+    assert bool(out[:, 1].mean() > 1.0) == revives
+
+
+def test_choose_weight_never_scores_below_interpolation():
+    rng = np.random.default_rng(0)
+    truth = rng.poisson(2.0, size=(200, 30)).astype(np.float32)
+    interpolated = truth + rng.normal(0, 1.5, truth.shape).astype(np.float32)
+    field = truth + rng.normal(0, 1.5, truth.shape).astype(np.float32)  # independent errors
+    w, scores = choose_weight(sp.csr_matrix(truth), field, interpolated)
+    assert 0.0 < w < 1.0  # averaging independent errors helps every measure
+    ref = scores[1.0]
+    for key, sign in CRITERIA.items():
+        assert sign * (scores[w][key] - ref[key]) > 0, key
+    # A field of pure noise is not mixed in: every mix lowers some measure.
+    noise = rng.permutation(truth.ravel()).reshape(truth.shape)
+    w_bad, _ = choose_weight(sp.csr_matrix(truth), noise, interpolated)
+    assert w_bad == 1.0
+
+
+@pytest.fixture(scope="module")
+def blended():
+    adata, _ = make_field(n_side=14, n_genes=12)
+    perm = np.random.default_rng(2).permutation(adata.n_obs)
+    test, train = np.sort(perm[:40]), np.sort(perm[40:])
+    model = SUICA(
+        "siren", **{**TINY, "backbone_kwargs": {"width": 32}}, decoder_activation="leaky",
+        blend="knn", seed=0,
+    )  # fmt: skip
+    X, C = adata.X.tocsr(), adata.obsm["spatial"]
+    model.fit(X[train], C[train], preset="fast", epochs_gae=20, epochs_inr=60,
+              epochs_decoder=60, progress=False)  # fmt: skip
+    return model, X, C, train, test
+
+
+def test_blend_is_fitted_saved_and_beats_interpolation(blended, tmp_path):
+    model, X, C, train, test = blended
+    assert model.blend_ is not None and model.val_indices_.size > 0
+    assert model.fit_params["blend"]["weight"] == model.blend_.weight
+    pred = model.predict(C[test])
+    knn = KNNInterpolator().fit(X[train], C[train]).predict(C[test])
+    ours, theirs = evaluate(X[test], pred), evaluate(X[test], knn)
+    assert ours["mse"] <= theirs["mse"] * 1.02
+    model.save(tmp_path / "m")
+    loaded = SUICA.load(tmp_path / "m", accelerator="cpu")
+    assert loaded.blend_ is not None and loaded.blend_.weight == model.blend_.weight
+    np.testing.assert_allclose(loaded.predict(C[test]), pred, rtol=1e-6, atol=1e-6)
+    grid = loaded.render_grid(5.0)
+    assert grid.X.shape[1] == 12 and np.isfinite(grid.X.data).all()
+
+
+def test_exclude_self_leaves_the_fitted_spot_out(blended):
+    model, _, C, train, _ = blended
+    at_spots = model.predict(C[train[:10]])
+    left_out = model.predict(C[train[:10]], exclude_self=True)
+    if model.blend_.weight > 0:
+        assert not np.allclose(at_spots, left_out)
+    field_only = SUICA.__new__(SUICA)
+    field_only.__dict__.update({**model.__dict__, "blend_": None})
+    w = model.blend_.weight
+    knn_self = model.blend_._knn.predict(C[train[:10]])
+    np.testing.assert_allclose(
+        at_spots, (1 - w) * field_only.predict(C[train[:10]]) + w * knn_self, atol=1e-5
+    )
+
+
+def test_bad_options_are_clear():
+    with pytest.raises(ValueError, match="decoder_activation"):
+        SUICA(decoder_activation="tanh")
+    with pytest.raises(ValueError, match="blend"):
+        SUICA(blend="kriging")
