@@ -48,3 +48,20 @@ def make_transcripts(n: int = 3000, seed: int = 0, extent: float = 128.0) -> pd.
             "cell_id": rng.integers(0, 40, n).astype(str),
         }
     )
+
+
+def property_settings(default_examples: int):
+    """Deterministic hypothesis settings shared by the property tests.
+
+    ``STFIELD_PROPERTY_EXAMPLES=500`` raises the number of examples for a deeper search.
+    """
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=int(os.environ.get("STFIELD_PROPERTY_EXAMPLES", str(default_examples))),
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )

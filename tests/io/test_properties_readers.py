@@ -19,7 +19,6 @@ the documented formulas, never by calling the readers' helpers.
 from __future__ import annotations
 
 import csv
-import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -30,22 +29,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import stfield.io as sio
+from slices import property_settings
 
 # the toy tables are deliberately far from the origin or densely packed
 pytestmark = pytest.mark.filterwarnings("ignore:.*stfield expects µm:UserWarning")
 
-#: examples per property; raise it for a deeper search, e.g. STFIELD_PROPERTY_EXAMPLES=500
-N_EXAMPLES = int(os.environ.get("STFIELD_PROPERTY_EXAMPLES", "30"))
-PROPS = settings(
-    max_examples=N_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+#: examples per property (STFIELD_PROPERTY_EXAMPLES=500 for a deeper search)
+PROPS = property_settings(30)
 
 # Control probes / blank codewords (documented: case-insensitive name prefixes, see
 # stfield._constants.CONTROL_PATTERN); written out here so the expectation is independent.

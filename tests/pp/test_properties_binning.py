@@ -15,29 +15,23 @@ bin sizes and origins) binning must neither lose nor duplicate a molecule:
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from slices import property_settings
 from stfield.pp import bin_transcripts
 
 # the toy tables are deliberately far from the origin or densely packed
 pytestmark = pytest.mark.filterwarnings("ignore:.*stfield expects µm:UserWarning")
 
-#: examples per property; raise it for a deeper search, e.g. STFIELD_PROPERTY_EXAMPLES=500
-N_EXAMPLES = int(os.environ.get("STFIELD_PROPERTY_EXAMPLES", "30"))
-PROPS = settings(
-    max_examples=N_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+#: examples per property (STFIELD_PROPERTY_EXAMPLES=500 for a deeper search)
+PROPS = property_settings(30)
 
 OFFSETS = [0.0, -3.7, -12_345.678, 1e5 + 0.1, 2_000_000.0, -1_048_576.0]
 BIN_SIZES = st.one_of(

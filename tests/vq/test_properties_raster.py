@@ -20,15 +20,15 @@ tiled with :class:`stfield.data.raster.TileIndex`. Properties:
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
+from slices import property_settings
 from stfield.data.raster import RasterConfig, TileIndex
 
 pytestmark = [
@@ -36,14 +36,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:.*no cell_id column and no cells table:UserWarning"),
 ]
 
-#: examples per property; raise it for a deeper search, e.g. STFIELD_PROPERTY_EXAMPLES=500
-N_EXAMPLES = int(os.environ.get("STFIELD_PROPERTY_EXAMPLES", "40"))
-PROPS = settings(
-    max_examples=N_EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+#: examples per property (STFIELD_PROPERTY_EXAMPLES=500 for a deeper search)
+PROPS = property_settings(40)
 
 # Exact grid: pixel sizes and offsets are dyadic, so every border x0 + i * tile_um is exact.
 DYADIC_PIXELS = [0.25, 0.5, 1.0, 2.0]
