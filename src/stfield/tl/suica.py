@@ -322,7 +322,8 @@ def impute_genes(
     else:
         _check_model(model, adata)
     out = adata.copy() if copy else adata
-    out.layers[key_added] = model.predict(coords, sparse=True)
+    # A spot's own (degraded) values never enter its prediction, blend or not.
+    out.layers[key_added] = model.predict(coords, sparse=True, exclude_self=True)
     _log_key("layers", key_added, out.layers[key_added].shape)
     _uns(out)["suica_impute_genes"] = {
         **_model_params(model),
@@ -376,7 +377,8 @@ def denoise(
     else:
         _check_model(model, adata)
     out = adata.copy() if copy else adata
-    out.layers[key_added] = model.predict(coords, sparse=True)
+    # A spot's own (degraded) values never enter its prediction, blend or not.
+    out.layers[key_added] = model.predict(coords, sparse=True, exclude_self=True)
     _log_key("layers", key_added, out.layers[key_added].shape)
     _uns(out)["suica_denoise"] = {
         **_model_params(model),
