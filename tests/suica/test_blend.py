@@ -8,8 +8,6 @@ import scipy.sparse as sp
 import torch
 from suica_helpers import TINY, make_field
 
-from stfield.bench.baselines.knn import KNNInterpolator
-from stfield.bench.metrics import evaluate
 from stfield.models.blend import CRITERIA, choose_weight
 from stfield.models.gae import MLPDecoder
 from stfield.models.suica import SUICA
@@ -59,26 +57,38 @@ def blended():
     perm = np.random.default_rng(2).permutation(adata.n_obs)
     test, train = np.sort(perm[:40]), np.sort(perm[40:])
     model = SUICA(
-        "siren", **{**TINY, "backbone_kwargs": {"width": 32}}, decoder_activation="leaky",
+        "siren", **{**TINY, "backbone_kwargs": {"width": 64}}, decoder_activation="leaky",
         blend="knn", seed=0,
     )  # fmt: skip
     X, C = adata.X.tocsr(), adata.obsm["spatial"]
-    model.fit(X[train], C[train], preset="fast", epochs_gae=20, epochs_inr=60,
-              epochs_decoder=60, progress=False)  # fmt: skip
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the chosen weight must not depend on the machine's threads
+    try:
+        model.fit(X[train], C[train], preset="fast", epochs_gae=50, epochs_inr=200,
+                  epochs_decoder=200, progress=False)  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
     return model, X, C, train, test
 
 
-def test_blend_is_fitted_saved_and_beats_interpolation(blended, tmp_path):
-    model, X, C, train, test = blended
+def test_blend_is_fitted_saved_and_reloaded(blended, tmp_path):
+    model, _, C, train, test = blended
     assert model.blend_ is not None and model.val_indices_.size > 0
-    assert model.fit_params["blend"]["weight"] == model.blend_.weight
+    w = model.blend_.weight
+    assert 0.0 < w < 1.0  # both the field and the interpolation contribute here
+    assert model.fit_params["blend"] == {
+        "weight": w, "k": model.blend_.k, "val_spots": model.val_indices_.size,
+    }  # fmt: skip
+    # The interpolation part uses every fitted spot, the field part is the network.
+    np.testing.assert_array_equal(model.blend_.coords, C[train])
     pred = model.predict(C[test])
-    knn = KNNInterpolator().fit(X[train], C[train]).predict(C[test])
-    ours, theirs = evaluate(X[test], pred), evaluate(X[test], knn)
-    assert ours["mse"] <= theirs["mse"] * 1.02
     model.save(tmp_path / "m")
     loaded = SUICA.load(tmp_path / "m", accelerator="cpu")
-    assert loaded.blend_ is not None and loaded.blend_.weight == model.blend_.weight
+    assert (
+        loaded.blend_ is not None
+        and loaded.blend_.weight == w
+        and loaded.blend_.k == model.blend_.k
+    )
     np.testing.assert_allclose(loaded.predict(C[test]), pred, rtol=1e-6, atol=1e-6)
     grid = loaded.render_grid(5.0)
     assert grid.X.shape[1] == 12 and np.isfinite(grid.X.data).all()
@@ -88,8 +98,7 @@ def test_exclude_self_leaves_the_fitted_spot_out(blended):
     model, _, C, train, _ = blended
     at_spots = model.predict(C[train[:10]])
     left_out = model.predict(C[train[:10]], exclude_self=True)
-    if model.blend_.weight > 0:
-        assert not np.allclose(at_spots, left_out)
+    assert not np.allclose(at_spots, left_out)
     field_only = SUICA.__new__(SUICA)
     field_only.__dict__.update({**model.__dict__, "blend_": None})
     w = model.blend_.weight

@@ -1,18 +1,16 @@
 """Mini-batching of CSR expression matrices: rows are densified one batch at a time.
 
 Nothing here ever densifies a whole slice. :class:`CSRRows` turns a set of row indices into a
-dense tensor; :func:`batch_indices` shuffles reproducibly; :class:`GraphBatcher` returns, for a
-batch of target spots, the spots they aggregate from (the batch first, then its neighbours) and the
-rectangular block of the adjacency matrix, so a one-hop graph convolution on the batch is exact;
-:meth:`GraphBatcher.aggregate` goes further and forms ``Â[batch] · log1p(X)`` sparse, so only the
-batch itself (not its neighbours) is ever dense. :class:`CSRBuilder` collects dense output blocks
+dense tensor; :func:`batch_indices` shuffles reproducibly; :class:`GraphBatcher` cuts, for a
+batch of target spots, the rectangular block of the adjacency matrix over the spots they aggregate
+from, and forms ``Â[batch] · log1p(X)`` sparse, so a one-hop graph convolution on the batch is
+exact and only the batch itself (not its neighbours) is ever dense. :class:`CSRBuilder` collects dense output blocks
 into one CSR matrix without holding a second copy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -184,20 +182,6 @@ class CSRRows(Dataset):
             yield rows, x, c
 
 
-@dataclass
-class GraphBatch:
-    """A batch of target spots with everything a one-hop graph convolution needs.
-
-    ``nodes`` lists the spots whose features enter the convolution: the targets first (so
-    ``nodes[:n_targets]`` are the batch itself), then their neighbours. ``adj`` is the
-    ``(n_targets, len(nodes))`` block of the normalised adjacency as a sparse torch tensor.
-    """
-
-    nodes: np.ndarray
-    n_targets: int
-    adj: torch.Tensor
-
-
 class GraphBatcher:
     """Cut the sub-graph of a batch's neighbours out of a (normalised) CSR adjacency matrix."""
 
@@ -242,20 +226,3 @@ class GraphBatcher:
         Xn = sp.csr_matrix((data, Xn.indices, Xn.indptr), shape=Xn.shape, copy=False)
         out = (sub @ Xn).toarray()
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(self.device)
-
-    def __call__(self, targets: np.ndarray) -> GraphBatch:
-        targets = np.asarray(targets, dtype=np.int64)
-        block = self.A[targets]
-        neighbours = np.setdiff1d(np.unique(block.indices), targets, assume_unique=False)
-        nodes = np.concatenate([targets, neighbours]).astype(np.int64)
-        # Column j of the block refers to spot j; relabel to positions in ``nodes`` (a sorted
-        # search over the batch, not a lookup table over every spot).
-        order = np.argsort(nodes, kind="stable")
-        position = order[np.searchsorted(nodes[order], block.indices)]
-        row = np.repeat(np.arange(targets.size, dtype=np.int64), np.diff(block.indptr))
-        index = torch.from_numpy(np.vstack([row, position.astype(np.int64)]))
-        values = torch.from_numpy(block.data.astype(np.float32))
-        adj = torch.sparse_coo_tensor(
-            index, values, (targets.size, nodes.size), check_invariants=False
-        ).coalesce()
-        return GraphBatch(nodes=nodes, n_targets=int(targets.size), adj=adj.to(self.device))

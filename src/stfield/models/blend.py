@@ -73,24 +73,22 @@ class InterpolationBlend:
 
     Parameters
     ----------
-    X
-        Expression of the fitted spots (CSR, kept as is).
-    coords
-        Their coordinates (µm).
-    k
-        Neighbours of the interpolation.
+    knn
+        A fitted :class:`~stfield.bench.baselines.knn.KNNInterpolator` (its spots, expression
+        and ``k`` are what the model stores).
     weight
         Weight ``w`` of the interpolation in ``(1 - w) · field + w · kNN``.
     """
 
-    def __init__(self, X: sp.csr_matrix, coords: np.ndarray, k: int, weight: float) -> None:
-        from ..bench.baselines.knn import KNNInterpolator
-
+    def __init__(self, knn: Any, weight: float) -> None:
         if not 0.0 <= weight <= 1.0:
             raise input_error(f"blend weight must be in [0, 1], got {weight}", "blend_weight")
         self.weight = float(weight)
-        self.k = int(k)
-        self._knn = KNNInterpolator(k=self.k).fit(X, coords)
+        self._knn = knn
+
+    @property
+    def k(self) -> int:
+        return int(self._knn.k_)
 
     @property
     def X(self) -> sp.csr_matrix:
@@ -128,11 +126,14 @@ class InterpolationBlend:
     def from_arrays(
         cls, arrays: dict[str, np.ndarray], config: dict[str, Any]
     ) -> InterpolationBlend:
+        from ..bench.baselines.knn import KNNInterpolator
+
         X = sp.csr_matrix(
             (arrays["blend_data"], arrays["blend_indices"], arrays["blend_indptr"]),
             shape=tuple(int(v) for v in arrays["blend_shape"]),
         )
-        return cls(X, arrays["blend_coords"], int(config["k"]), float(config["weight"]))
+        knn = KNNInterpolator(k=int(config["k"])).fit(X, arrays["blend_coords"])
+        return cls(knn, float(config["weight"]))
 
 
 __all__ = ["CRITERIA", "WEIGHT_GRID", "InterpolationBlend", "choose_weight"]

@@ -525,8 +525,9 @@ class SUICA:
         held_out = KNNInterpolator().fit(X[train_idx], coords[train_idx])
         field = self.predict(coords[val_idx])  # blend_ is None here: the field alone
         weight, scores = choose_weight(X[val_idx], field, held_out.predict(coords[val_idx]))
-        k = KNNInterpolator().fit(X, coords).k_
-        self.fit_params["blend"] = {"weight": weight, "k": int(k), "val_spots": int(val_idx.size)}
+        knn = KNNInterpolator().fit(X, coords)  # every spot; k by leave-one-out
+        k = int(knn.k_)
+        self.fit_params["blend"] = {"weight": weight, "k": k, "val_spots": int(val_idx.size)}
         logger.info(
             "blend: interpolation weight %.2f (k=%d) chosen on %d held-out spots: %s",
             weight,
@@ -534,7 +535,7 @@ class SUICA:
             val_idx.size,
             scores[weight],
         )
-        return InterpolationBlend(X, coords, k, weight)
+        return InterpolationBlend(knn, weight)
 
     def _resolved_backbone_kwargs(self, coords: np.ndarray) -> dict[str, Any]:
         kwargs = dict(self.backbone_kwargs)
