@@ -238,7 +238,7 @@ CASES: list[Case] = [
         make_transcripts(), pixel_size=0.01, tile=16384, batch_size=64, epochs=1,
         accelerator="cpu", progress=False),
      ValueError, ("GiB", "memory", "batch_size", FIX)),
-    ("patience_without_validation", lambda f, m, v, t: _fit(_slice(), patience=5),
+    ("patience_without_validation", lambda f, m, v, t: _fit(_slice(), blend="none", patience=5),
      ValueError, ("validation", "val_fraction", FIX)),
     ("missing_spatial", lambda f, m, v, t: _fit(ad.AnnData(_slice().X)),
      ValueError, ("obsm['spatial'] is missing", FIX)),

@@ -41,7 +41,8 @@ def test_dice_term_raises_zero_map_iou(field, split):
     truth = adata.X[test].toarray()
     ious = {}
     for weight in (0.0, 1.0):
-        model = SUICA("ffn", seed=0, dice_weight=weight, **TINY)
+        # The published decoder (ReLU output, no blend): the mechanism the paper's term targets.
+        model = SUICA("ffn", preset="paper", seed=0, dice_weight=weight, **TINY)
         model.fit(adata.X[train], adata.obsm["spatial"][train], progress=False, **QUICK_FIT)
         ious[weight] = evaluate(truth, model.predict(adata.obsm["spatial"][test]))["iou"]
     # λ = 0.01 (the paper's) barely moves IoU at this size; λ = 1 shows the mechanism.
@@ -199,7 +200,10 @@ def test_bad_fit_inputs_and_missing_model_dir(tmp_path, field):
     with pytest.raises(ValueError, match="preset"):
         model.fit(adata.X, adata.obsm["spatial"], preset="nope", progress=False)
     with pytest.raises(ValueError, match=r"patience|validation"):
-        model.fit(adata.X, adata.obsm["spatial"], patience=3, progress=False)
+        # Without a blend nothing is held out unless val_fraction asks for it.
+        SUICA("ffn", blend="none", **TINY).fit(
+            adata.X, adata.obsm["spatial"], patience=3, progress=False
+        )
     with pytest.raises(ValueError, match="backbone"):
         SUICA("nerf")
     with pytest.raises(ValueError, match="does not exist"):

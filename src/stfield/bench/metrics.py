@@ -135,10 +135,14 @@ def cosine(truth: Matrix, pred: Matrix, axis: Axis = "spot") -> float:
 
 
 def _cosine(pr: _Paired, g: np.ndarray, n: int) -> np.ndarray:
+    return _cosine_values(pr.t, pr.p, g, n)
+
+
+def _cosine_values(t: np.ndarray, p: np.ndarray, g: np.ndarray, n: int) -> np.ndarray:
     counts = np.bincount(g, minlength=n)
-    dot = np.bincount(g, weights=pr.t * pr.p, minlength=n)
-    nt = np.sqrt(np.bincount(g, weights=pr.t**2, minlength=n))
-    npred = np.sqrt(np.bincount(g, weights=pr.p**2, minlength=n))
+    dot = np.bincount(g, weights=t * p, minlength=n)
+    nt = np.sqrt(np.bincount(g, weights=t**2, minlength=n))
+    npred = np.sqrt(np.bincount(g, weights=p**2, minlength=n))
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(npred > 0, dot / (nt * npred), 0.0)
     return np.where(counts > 0, cos, np.nan)
@@ -238,6 +242,30 @@ def ari(
         )
     n_clusters = int(pd.unique(labels).size)
     return float(adjusted_rand_score(labels, cluster(pred, n_clusters, method, seed)))
+
+
+def nonzero_scores(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    t: np.ndarray,
+    p: np.ndarray,
+    shape: tuple[int, int],
+) -> dict[str, float]:
+    """``cosine``, ``mse``, ``pearson`` (per spot) and ``pearson_gene`` from gathered values.
+
+    ``t`` and ``p`` are the truth's positive entries at ``(rows, cols)`` and the prediction
+    there: the same numbers :func:`evaluate` gives, without a dense prediction (used to score
+    many candidate predictions that differ only at those entries).
+    """
+    t, p = np.asarray(t, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    out = {}
+    for groups, n, suffix in ((rows, shape[0], ""), (cols, shape[1], "_gene")):
+        g = np.asarray(groups, dtype=np.int64)
+        if not suffix:
+            out["cosine"] = _average(_cosine_values(t, p, g, n))
+            out["mse"] = _average(_group_mean((p - t) ** 2, g, n))
+        out[f"pearson{suffix}"] = _average(_correlation(t, p, g, n))
+    return out
 
 
 def evaluate(

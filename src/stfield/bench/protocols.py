@@ -59,6 +59,8 @@ def run_task(
     X = sp.csr_matrix(adata.X)
     coords = np.asarray(adata.obsm[SPATIAL_KEY], dtype=np.float64)
     method = make_method()
+    if hasattr(method, "set_task"):  # methods whose library call differs per task (SUICA)
+        method.set_task(task)
     scored = protocols.split.test if task == "spatial" else np.arange(adata.n_obs)
     t0 = time.perf_counter()
     if task == "spatial":

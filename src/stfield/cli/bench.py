@@ -9,7 +9,7 @@ import click
 from ._common import parse_int_list, read_slice, suica_epoch_options
 
 _TASKS = ("spatial", "genes", "denoise", "all")
-_DEFAULT_METHODS = "suica,ffn,siren,hashgrid,stage,knn,mean"
+_DEFAULT_METHODS = "suica,suica-paper,ffn,siren,hashgrid,stage,knn,mean"
 
 
 @click.command("benchmark")
@@ -33,8 +33,9 @@ _DEFAULT_METHODS = "suica,ffn,siren,hashgrid,stage,knn,mean"
     "--methods",
     default=_DEFAULT_METHODS,
     show_default=True,
-    help="Comma-separated methods: suica, suica-siren, suica-noae, suica-nodice, suica-nograph, "
-    "ffn, siren, hashgrid, stage, knn, mean.",
+    help="Comma-separated methods: suica (stfield's default model), suica-paper (published "
+    "configuration), suica-noae, suica-nodice, suica-nograph, suica-siren, suica-leaky, "
+    "suica-knn, ffn, siren, hashgrid, stage, knn, mean.",
 )
 @click.option(
     "--seeds",
@@ -57,10 +58,10 @@ _DEFAULT_METHODS = "suica,ffn,siren,hashgrid,stage,knn,mean"
 )
 @click.option(
     "--preset",
-    type=click.Choice(("paper", "fast")),
-    default="paper",
-    show_default=True,
-    help="SUICA training preset (options below override it).",
+    type=click.Choice(("stfield", "paper", "fast")),
+    default=None,
+    help="Training schedule of every SUICA method (options below override it) [default: each "
+    "method's own: stfield for suica, paper for suica-paper and the ablations].",
 )
 @click.option(
     "--normalize/--no-normalize",
@@ -76,7 +77,7 @@ def benchmark(
     seeds: str,
     bin_size: float,
     labels_key: str | None,
-    preset: str,
+    preset: str | None,
     epochs_gae: int | None,
     epochs_inr: int | None,
     epochs_decoder: int | None,
@@ -99,7 +100,17 @@ def benchmark(
     suica_opts = {k: v for k, v in suica_opts.items() if v is not None}
     inr_opts = {} if epochs_inr is None else {"epochs": epochs_inr}
     options = {
-        name: dict(suica_opts) for name in ("suica", "suica-nodice", "suica-nograph", "suica-noae")
+        name: dict(suica_opts)
+        for name in (
+            "suica",
+            "suica-paper",
+            "suica-nodice",
+            "suica-nograph",
+            "suica-noae",
+            "suica-siren",
+            "suica-leaky",
+            "suica-knn",
+        )
     }
     options.update({name: dict(inr_opts) for name in ("ffn", "siren", "hashgrid")})
     table = run_benchmark(

@@ -28,7 +28,7 @@ CRITERIA = {"cosine": 1, "mse": -1, "pearson": 1, "pearson_gene": 1}
 
 
 def choose_weight(
-    truth: sp.csr_matrix,
+    truth: sp.spmatrix,
     field: np.ndarray,
     interpolated: np.ndarray,
     grid: tuple[float, ...] = WEIGHT_GRID,
@@ -38,7 +38,7 @@ def choose_weight(
     Parameters
     ----------
     truth
-        Held-out spots × genes (CSR).
+        Held-out spots × genes (sparse).
     field, interpolated
         The field's and the interpolation's predictions of those spots (dense).
 
@@ -46,11 +46,39 @@ def choose_weight(
     -------
     The chosen weight and the scores of every candidate.
     """
-    from ..bench.metrics import evaluate
+    coo = sp.coo_matrix(truth)
+    keep = coo.data > 0
+    rows, cols = coo.row[keep], coo.col[keep]
+    return choose_weight_gathered(
+        rows,
+        cols,
+        coo.data[keep],
+        np.asarray(field)[rows, cols],
+        np.asarray(interpolated)[rows, cols],
+        truth.shape,
+        grid,
+    )
+
+
+def choose_weight_gathered(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    truth: np.ndarray,
+    field: np.ndarray,
+    interpolated: np.ndarray,
+    shape: tuple[int, int],
+    grid: tuple[float, ...] = WEIGHT_GRID,
+) -> tuple[float, dict[float, dict[str, float]]]:
+    """:func:`choose_weight` from the values at the truth's positive entries only.
+
+    Every criterion is measured over those entries, so the candidates never need a dense
+    prediction: memory is O(non-zeros of the held-out spots).
+    """
+    from ..bench.metrics import nonzero_scores
 
     scores = {}
     for w in grid:
-        m = evaluate(truth, (1.0 - w) * field + w * interpolated)
+        m = nonzero_scores(rows, cols, truth, (1.0 - w) * field + w * interpolated, shape)
         scores[w] = {k: float(m[k]) for k in CRITERIA}
     ref = scores[1.0] if 1.0 in scores else scores[max(scores)]
 
@@ -136,4 +164,10 @@ class InterpolationBlend:
         return cls(knn, float(config["weight"]))
 
 
-__all__ = ["CRITERIA", "WEIGHT_GRID", "InterpolationBlend", "choose_weight"]
+__all__ = [
+    "CRITERIA",
+    "WEIGHT_GRID",
+    "InterpolationBlend",
+    "choose_weight",
+    "choose_weight_gathered",
+]

@@ -41,7 +41,7 @@ from ..train.losses import l1_mse_loss, suica_decoder_loss
 from ._base import Backbone
 from ._io import load_model_dir, save_model_dir
 from .backbones import BACKBONES, make_backbone, nyquist_scale
-from .blend import InterpolationBlend, choose_weight
+from .blend import InterpolationBlend, choose_weight_gathered
 from .gae import DECODER_ACTIVATIONS, GAE
 
 logger = logging.getLogger(__name__)
@@ -49,12 +49,12 @@ logger = logging.getLogger(__name__)
 #: Model kind written into the model directory.
 MODEL_KIND = "suica"
 
-#: Training presets. ``"paper"`` (the default) holds the published values (Adam 1e-5 / AdamW 1e-4 /
-#: Adam 1e-4; 200 / 1,000 / 1,000 epochs; GAE batch 512; one full-batch INR step per epoch).
-#: ``"fast"`` is for tests and quick looks: learning rates 1e-3 so that a small slice (a few
-#: optimizer steps per GAE epoch at batch 512) trains in 100 / 300 / 300 epochs. On the 10 µm
-#: Xenium demo crop it scored below ``"paper"`` (per-gene Pearson 0.03 vs 0.10 with 300 INR and
-#: decoder epochs each), so it is not a quality setting. ``"auto"`` batch sizes are resolved by
+#: Training presets. ``"paper"`` holds the published values (Adam 1e-5 / AdamW 1e-4 / Adam 1e-4;
+#: 200 / 1,000 / 1,000 epochs; GAE batch 512; one full-batch INR step per epoch). ``"stfield"``
+#: (the default) is the training measured best with the stfield architecture (issue #8,
+#: ``docs/benchmarks.md``): learning rates 1e-3 so that a slice trains in 100 / 300 / 300 epochs.
+#: ``"fast"`` is the same short schedule kept under its own name for tests and quick looks, so that
+#: tuning the default later does not change them. ``"auto"`` batch sizes are resolved by
 #: :func:`resolve_batch_size`.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
@@ -64,6 +64,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr_gae": 1e-5,
         "lr_inr": 1e-4,
         "lr_decoder": 1e-4,
+        "batch_size_gae": 512,
+        "batch_size_inr": "auto",
+        "batch_size_decoder": "auto",
+    },
+    "stfield": {
+        "epochs_gae": 100,
+        "epochs_inr": 300,
+        "epochs_decoder": 300,
+        "lr_gae": 1e-3,
+        "lr_inr": 1e-3,
+        "lr_decoder": 1e-3,
         "batch_size_gae": 512,
         "batch_size_inr": "auto",
         "batch_size_decoder": "auto",
@@ -80,6 +91,31 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size_decoder": "auto",
     },
 }
+
+#: Architecture of each preset; constructor arguments left at ``None`` come from here.
+#: ``"paper"`` is the published model (FFN 2048 x 3 with Fourier scale 10, GAE 2048-512-64, ReLU
+#: output, no interpolation). ``"stfield"`` is the default, chosen by measurement on real slices
+#: (issue #8, ``docs/benchmarks.md``): a SIREN field (the paper's advice for sparse slices) at
+#: width 256, a GAE of 512-128-64, an output that cannot kill genes while training, and a blend
+#: with kNN interpolation whose weight is chosen on held-out spots.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "paper": {
+        "backbone": "ffn",
+        "backbone_kwargs": {},
+        "gae_hidden": (2048, 512, 64),
+        "decoder_activation": "relu",
+        "blend": "none",
+    },
+    "stfield": {
+        "backbone": "siren",
+        "backbone_kwargs": {"width": 256},
+        "gae_hidden": (512, 128, 64),
+        "decoder_activation": "leaky",
+        "blend": "knn",
+    },
+}
+#: Preset name -> architecture ("fast" trains the default architecture on the short schedule).
+PRESET_ARCHITECTURE = {"paper": "paper", "stfield": "stfield", "fast": "stfield"}
 
 #: Stage names, in order (keys of :attr:`SUICA.history` and :attr:`SUICA.timings_`).
 STAGES = ("gae", "inr", "decoder")
@@ -117,14 +153,22 @@ def resolve_batch_size(value: int | str | None, stage: str, n_rows: int, n_genes
 class SUICA:
     """SUICA model (tensors and arrays in, arrays out; never AnnData — see :mod:`stfield.tl`).
 
+    Every architecture argument left at ``None`` comes from ``preset`` (:data:`ARCHITECTURES`).
+
     Parameters
     ----------
     backbone
-        Coordinate network: ``"ffn"`` (default; denser slices), ``"siren"`` (sparser slices) or
-        ``"hashgrid"``.
+        Coordinate network: ``"ffn"`` (the paper's, for denser slices), ``"siren"`` (sparser
+        slices; the default) or ``"hashgrid"``.
+    preset
+        ``"stfield"`` (default: the configuration measured best on real slices, issue #8),
+        ``"paper"`` (the published configuration, exactly) or ``"fast"`` (the stfield
+        architecture; the name of the short training schedule for tests). It also names the
+        training preset :meth:`fit` uses when its own ``preset`` is not given.
     backbone_kwargs
         Options of the backbone class (e.g. FFN ``width``, ``depth``, ``scale``, ``mapping_size``,
         ``activation``; SIREN ``width``, ``w0``; hash grid ``n_levels``, ``max_resolution``).
+        ``None`` takes the preset's when ``backbone`` is the preset's, else the class defaults.
         The FFN default is the paper's ``scale=10``; ``{"scale": "auto"}`` is the explicit
         data-aware choice: a quarter of the spots' Nyquist frequency
         (:func:`~stfield.models.backbones.nyquist_scale`, 2.5 for 10 µm bins of the Xenium demo
@@ -132,8 +176,8 @@ class SUICA:
     latent_dim
         Embedding dimension (32).
     gae_hidden
-        Encoder widths, the first being the graph convolution's output (``(2048, 512, 64)``);
-        the decoder mirrors them.
+        Encoder widths, the first being the graph convolution's output (``(512, 128, 64)``;
+        the paper's ``(2048, 512, 64)``); the decoder mirrors them.
     n_neighbors
         k of the spatial kNN graph (5, self included).
     graph_normalization
@@ -144,13 +188,14 @@ class SUICA:
     dice_weight
         λ of the Dice term in stage 3 (0.01; 0 disables it).
     decoder_activation
-        Output activation of the decoder: ``"relu"`` (published) or ``"leaky"`` (leaky ReLU
-        while training, ReLU at inference: no gene can die; see
+        Output activation of the decoder: ``"relu"`` (published) or ``"leaky"`` (default: leaky
+        ReLU while training, ReLU at inference, so no gene can die; see
         :class:`~stfield.models.gae.LeakyWhileTraining`).
     blend
-        ``"none"`` (published) or ``"knn"``: predictions are mixed with inverse-distance
-        interpolation of the fitted spots, with a weight chosen on held-out training spots
-        (:mod:`stfield.models.blend`); the fitted spots are stored with the model.
+        ``"knn"`` (default): predictions are mixed with inverse-distance interpolation of the
+        fitted spots, with a weight chosen on held-out training spots
+        (:mod:`stfield.models.blend`); the fitted spots are stored with the model. ``"none"``
+        (published): the field alone.
     accelerator
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
     bf16
@@ -161,21 +206,34 @@ class SUICA:
 
     def __init__(
         self,
-        backbone: str = "ffn",
+        backbone: str | None = None,
         *,
+        preset: str = "stfield",
         backbone_kwargs: dict[str, Any] | None = None,
         latent_dim: int = 32,
-        gae_hidden: Sequence[int] = (2048, 512, 64),
+        gae_hidden: Sequence[int] | None = None,
         n_neighbors: int = 5,
         graph_normalization: str = "gcn",
         inr_loss: str = "l1+mse",
         dice_weight: float = 0.01,
-        decoder_activation: str = "relu",
-        blend: str = "none",
+        decoder_activation: str | None = None,
+        blend: str | None = None,
         accelerator: str = "auto",
         bf16: bool = False,
         seed: int = 0,
     ) -> None:
+        if preset not in PRESET_ARCHITECTURE:
+            raise input_error(
+                f"unknown preset {preset!r}", "preset", f"use one of {sorted(PRESET_ARCHITECTURE)}"
+            )
+        arch = ARCHITECTURES[PRESET_ARCHITECTURE[preset]]
+        if backbone_kwargs is None:
+            same = backbone is None or backbone == arch["backbone"]
+            backbone_kwargs = dict(arch["backbone_kwargs"]) if same else {}
+        backbone = arch["backbone"] if backbone is None else backbone
+        gae_hidden = arch["gae_hidden"] if gae_hidden is None else gae_hidden
+        decoder_activation = decoder_activation or arch["decoder_activation"]
+        blend = blend or arch["blend"]
         if backbone not in BACKBONES:
             raise input_error(
                 f"unknown backbone {backbone!r}", "backbone", f"use one of {sorted(BACKBONES)}"
@@ -202,6 +260,7 @@ class SUICA:
             raise input_error(f"unknown blend {blend!r}", "blend", "use 'none' or 'knn'")
         if not dice_weight >= 0:
             raise input_error(f"dice_weight must be >= 0, got {dice_weight}", "dice_weight")
+        self.preset = preset
         self.backbone_name = backbone
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.latent_dim = int(latent_dim)
@@ -292,7 +351,7 @@ class SUICA:
         *,
         gene_names: Sequence[str] | None = None,
         adjacency: sp.spmatrix | None = None,
-        preset: str = "paper",
+        preset: str | None = None,
         epochs_gae: int | None = None,
         epochs_inr: int | None = None,
         epochs_decoder: int | None = None,
@@ -323,8 +382,8 @@ class SUICA:
             Normalised ``(n, n)`` spot graph; default
             ``stfield.pp.spatial_neighbors(coords, k=n_neighbors, normalization=...)``.
         preset
-            Source of every training option left at ``None``: ``"paper"`` or ``"fast"``
-            (see :data:`PRESETS`).
+            Source of every training option left at ``None``: ``"stfield"``, ``"paper"`` or
+            ``"fast"`` (see :data:`PRESETS`); ``None`` uses the model's ``preset``.
         epochs_gae, epochs_inr, epochs_decoder
             Epochs of each stage.
         lr_gae, lr_inr, lr_decoder
@@ -350,6 +409,7 @@ class SUICA:
         """
         if resume and checkpoint_dir is None:
             raise input_error("resume needs the checkpoint folder", "resume", "pass checkpoint_dir")
+        preset = self.preset if preset is None else preset
         params = self._resolve_params(
             preset,
             epochs_gae=epochs_gae,
@@ -522,9 +582,25 @@ class SUICA:
         """Choose the interpolation weight on the held-out spots, then store every spot."""
         from ..bench.baselines.knn import KNNInterpolator
 
-        held_out = KNNInterpolator().fit(X[train_idx], coords[train_idx])
-        field = self.predict(coords[val_idx])  # blend_ is None here: the field alone
-        weight, scores = choose_weight(X[val_idx], field, held_out.predict(coords[val_idx]))
+        # X[train_idx] is a fresh copy already: the interpolator may keep it as is.
+        held_out = KNNInterpolator().fit(
+            X[train_idx].astype(np.float32, copy=False), coords[train_idx], copy=False
+        )
+        # Both predictions are gathered at the held-out truth's non-zeros one block of rows at a
+        # time: a tenth of an atlas slice is never dense.
+        truth = X[val_idx].tocsr()
+        rows_per_block = max(1, DENSE_BATCH_ELEMENTS // max(X.shape[1], 1))
+        parts: list[tuple[np.ndarray, ...]] = []
+        for start in range(0, val_idx.size, rows_per_block):
+            block = truth[start : start + rows_per_block].tocoo()
+            keep = block.data > 0
+            r, c = block.row[keep], block.col[keep]
+            where = coords[val_idx[start : start + rows_per_block]]
+            field = self.predict(where)  # blend_ is None here: the field alone
+            interpolated = held_out.predict(where)
+            parts.append((r + start, c, block.data[keep], field[r, c], interpolated[r, c]))
+        rows, cols, t, f, i = (np.concatenate(a) for a in zip(*parts, strict=True))
+        weight, scores = choose_weight_gathered(rows, cols, t, f, i, truth.shape)
         knn = KNNInterpolator().fit(X, coords)  # every spot; k by leave-one-out
         k = int(knn.k_)
         self.fit_params["blend"] = {"weight": weight, "k": k, "val_spots": int(val_idx.size)}
@@ -797,7 +873,11 @@ class SUICA:
         return torch.cat(out)
 
     def _predict_batches(
-        self, coords: np.ndarray, batch_size: int | None, exclude_self: bool = False
+        self,
+        coords: np.ndarray,
+        batch_size: int | None,
+        exclude_self: bool = False,
+        interpolate: bool = True,
     ) -> Iterator[np.ndarray]:
         """Yield dense float32 predictions for consecutive row batches of ``coords`` (µm)."""
         assert self.gae is not None and self.backbone is not None
@@ -817,7 +897,7 @@ class SUICA:
                 c = torch.from_numpy(chunk).to(self.device)
                 y = self.gae.decoder(self.backbone(c))
             block = y.float().cpu().numpy()
-            if self.blend_ is not None:
+            if self.blend_ is not None and interpolate:
                 block = self.blend_.mix(block, coords[start : start + bs], exclude_self)
             yield block
 
@@ -828,6 +908,7 @@ class SUICA:
         batch_size: int | None = None,
         sparse: bool = False,
         exclude_self: bool = False,
+        interpolate: bool = True,
     ) -> np.ndarray | sp.csr_matrix:
         """Expression at any coordinates (µm), shape ``(n, n_genes)``.
 
@@ -835,7 +916,9 @@ class SUICA:
         beyond the output stays bounded. ``sparse=True`` returns a CSR matrix (the ReLU output has
         exact zeros) without ever holding the dense result. ``exclude_self`` matters only with
         ``blend="knn"``: a query on a fitted spot is interpolated from the other spots (use it to
-        denoise or impute the fitted spots themselves).
+        impute the fitted spots themselves). ``interpolate=False`` returns the field alone, without
+        the blend (denoising: at a fitted spot the field has seen the spot's own measurement and
+        reconstructs it better than any mix with its neighbours; ``docs/benchmarks.md``).
         """
         arr = self._check_query(coords)
         if arr.shape[0] == 0:
@@ -844,12 +927,12 @@ class SUICA:
         if sparse:
             # Non-zeros are appended batch by batch: memory is the CSR output plus one batch.
             builder = CSRBuilder(self.n_genes, expected_rows=arr.shape[0])
-            for block in self._predict_batches(arr, batch_size, exclude_self):
+            for block in self._predict_batches(arr, batch_size, exclude_self, interpolate):
                 builder.append_dense(block)
             return builder.finish()
         out = np.empty((arr.shape[0], self.n_genes), dtype=np.float32)
         start = 0
-        for block in self._predict_batches(arr, batch_size, exclude_self):
+        for block in self._predict_batches(arr, batch_size, exclude_self, interpolate):
             out[start : start + block.shape[0]] = block
             start += block.shape[0]
         return out
@@ -1015,6 +1098,7 @@ class SUICA:
         backbone_cfg.pop("out_dim", None)
         return {
             "stfield_version": __version__,
+            "preset": self.preset,
             "backbone": self.backbone_name,
             "backbone_kwargs": backbone_cfg,
             "latent_dim": self.latent_dim,
@@ -1071,6 +1155,9 @@ class SUICA:
         try:
             model = cls(
                 config["backbone"],
+                # Every architecture value is explicit below; the preset (absent before 0.x
+                # directories had one, when "paper" was the only default) names the training.
+                preset=config.get("preset", "paper"),
                 backbone_kwargs=config["backbone_kwargs"],
                 latent_dim=config["latent_dim"],
                 gae_hidden=config["gae_hidden"],

@@ -37,6 +37,7 @@ SPLIT_KEY = "stfield_split"
 
 #: Options of :meth:`SUICA.__init__` accepted by the verbs (everything else goes to ``fit``).
 _MODEL_OPTIONS = {
+    "preset",
     "backbone",
     "backbone_kwargs",
     "latent_dim",
@@ -45,6 +46,8 @@ _MODEL_OPTIONS = {
     "graph_normalization",
     "inr_loss",
     "dice_weight",
+    "decoder_activation",
+    "blend",
     "accelerator",
     "bf16",
     "seed",
@@ -146,9 +149,11 @@ def fit_suica(
     copy
         Return ``(model, modified copy)`` instead of writing into ``adata``.
     **options
-        :class:`~stfield.models.SUICA` options (``backbone``, ``backbone_kwargs``, ``latent_dim``,
-        ``seed``, ``accelerator``, ...) and :meth:`~stfield.models.SUICA.fit` options
-        (``preset``, ``epochs_gae``, ``lr_inr``, ``val_fraction``, ``patience``, ...).
+        :class:`~stfield.models.SUICA` options (``preset``: ``"stfield"`` by default or
+        ``"paper"`` for the published configuration; ``backbone``, ``backbone_kwargs``,
+        ``latent_dim``, ``blend``, ``seed``, ``accelerator``, ...) and
+        :meth:`~stfield.models.SUICA.fit` options (``epochs_gae``, ``lr_inr``, ``val_fraction``,
+        ``patience``, ...).
 
     Returns
     -------
@@ -351,6 +356,9 @@ def denoise(
 ) -> AnnData | None:
     """Denoising: fit SUICA on all spots and replace each spot by the field's value there.
 
+    The field alone is used, without interpolation of the neighbours (a model fitted here gets
+    ``blend="none"`` unless ``blend`` is passed; a given model with a blend predicts without it).
+
     Parameters
     ----------
     adata
@@ -373,12 +381,15 @@ def denoise(
 
         X = add_gaussian_noise(X, sigma=noise_sigma, seed=noise_seed)
     if model is None:
-        model = _fit(X, coords, adata.var_names, options)
+        # Denoising predicts the fitted spots from the field alone (below), so no spots need
+        # holding out to choose an interpolation weight: every spot trains the field.
+        model = _fit(X, coords, adata.var_names, {"blend": "none", **options})
     else:
         _check_model(model, adata)
     out = adata.copy() if copy else adata
-    # A spot's own (degraded) values never enter its prediction, blend or not.
-    out.layers[key_added] = model.predict(coords, sparse=True, exclude_self=True)
+    # The field's reconstruction of each spot: it beat every blend with the neighbours on the
+    # denoising benchmark (docs/benchmarks.md, issue #8).
+    out.layers[key_added] = model.predict(coords, sparse=True, interpolate=False)
     _log_key("layers", key_added, out.layers[key_added].shape)
     _uns(out)["suica_denoise"] = {
         **_model_params(model),

@@ -48,9 +48,13 @@ class KNNInterpolator:
         self.k_grid = tuple(k_grid)
         self.block_rows = block_rows
 
-    def fit(self, X: np.ndarray | sp.spmatrix, coords: np.ndarray) -> KNNInterpolator:
+    def fit(
+        self, X: np.ndarray | sp.spmatrix, coords: np.ndarray, *, copy: bool = True
+    ) -> KNNInterpolator:
+        """Store the spots (``copy=False`` keeps a float32 CSR ``X`` itself, read only)."""
         self.coords_ = check_coordinates(coords, "coords", n_rows=X.shape[0])
-        self.X_ = sp.csr_matrix(X, dtype=np.float32)
+        shared = not copy and sp.isspmatrix_csr(X) and X.dtype == np.float32
+        self.X_ = X if shared else sp.csr_matrix(X, dtype=np.float32)
         self.nn_ = NearestNeighbors().fit(self.coords_)
         n = self.coords_.shape[0]
         if n < 2:
@@ -69,19 +73,24 @@ class KNNInterpolator:
 
     def _interpolate(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
         w = self._weights(dist)
-        rows = np.repeat(np.arange(idx.shape[0]), idx.shape[1])
-        W = sp.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(idx.shape[0], self.X_.shape[0]))
-        return np.asarray((W @ self.X_).toarray(), dtype=np.float32)
+        out = np.zeros((idx.shape[0], self.X_.shape[1]), dtype=np.float32)
+        # One neighbour rank at a time, straight into the dense block: a sparse weights @ X
+        # product would hold up to k x the block's non-zeros, more than the dense block itself
+        # once k neighbours cover most genes. Within one rank each (query, gene) occurs once.
+        for j in range(idx.shape[1]):
+            nb = self.X_[idx[:, j]].tocoo()
+            out[nb.row, nb.col] += (w[nb.row, j] * nb.data).astype(np.float32)
+        return out
 
     def _choose_k(self) -> int:
         n, g = self.X_.shape
         grid = [k for k in self.k_grid if k <= n - 1] or [1]
         dist, idx = self.nn_.kneighbors(self.coords_, n_neighbors=max(grid) + 1)
         dist, idx = dist[:, 1:], idx[:, 1:]  # leave the spot itself out
-        # Leave-one-out predictions are densified one block of rows at a time (about 2**22
+        # Leave-one-out predictions are densified one block of rows at a time (about 2**20
         # values), scored at the block's non-zero truth entries, then dropped: memory stays
         # O(block × genes), never n_spots × genes.
-        rows_per_block = max(1, min(self.block_rows, 2**22 // max(g, 1)))
+        rows_per_block = max(1, min(self.block_rows, 2**20 // max(g, 1)))
         sq_err = np.zeros(len(grid), dtype=np.float64)
         for start in range(0, n, rows_per_block):
             stop = min(start + rows_per_block, n)

@@ -1,15 +1,21 @@
 """SUICA and its ablations (paper Table 3) behind the baseline protocol.
 
-``suica`` is the full model (``suica-siren``: the same with a SIREN backbone, which the paper
-advises for sparser slices); each ablation removes one component:
+``suica`` is stfield's default model (``SUICA()``: the ``"stfield"`` preset, issue #8: SIREN
+field, an output that cannot kill genes while training, kNN blend). ``suica-paper`` is the
+published configuration (``SUICA(preset="paper")``); the paper's ablations each remove one
+component from it:
 
 * ``suica-noae`` — no autoencoder: the INR maps coordinates straight to genes, trained with
   SUICA's reconstruction loss (MSE over non-zeros + L1 + Dice);
 * ``suica-nodice`` — λ = 0 in the decoder fine-tuning;
 * ``suica-nograph`` — k = 1 (each spot its own only neighbour): the GCN becomes a plain MLP.
 
-Beyond the paper (issue #8), both with SIREN: ``suica-leaky`` (decoder output leaky while
-training, so no gene dies) and ``suica-knn`` (that, blended with kNN interpolation).
+The steps from the published model to the default (issue #8), each one change: ``suica-siren``
+(the published model with a SIREN backbone), ``suica-leaky`` (that, with the decoder output
+leaky while training) and ``suica-knn`` (that, blended with kNN interpolation).
+
+Tasks follow :mod:`stfield.tl`: for denoising the model predicts each fitted spot from the field
+alone (:func:`stfield.tl.denoise`), so a default model is fitted there without a blend.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ class SUICAMethod:
     Parameters
     ----------
     preset
-        Training preset of :meth:`SUICA.fit` (``"paper"`` or ``"fast"``).
+        Training preset of :meth:`SUICA.fit` (``"stfield"``, ``"paper"`` or ``"fast"``;
+        ``None``: the model preset's).
+    model_preset
+        Preset of the model itself (:class:`SUICA` ``preset``: architecture and training).
     fit_options
         Extra :meth:`SUICA.fit` options (epochs, learning rates, batch sizes...).
     seed
@@ -40,7 +49,8 @@ class SUICAMethod:
 
     def __init__(
         self,
-        preset: str = "paper",
+        preset: str | None = None,
+        model_preset: str = "stfield",
         fit_options: dict[str, Any] | None = None,
         seed: int = 0,
         epochs_gae: int | None = None,
@@ -57,19 +67,27 @@ class SUICAMethod:
         ):
             if value is not None:
                 self.fit_options[key] = value
-        self.model_options = {"seed": seed, **model_options}
+        self.model_options = {"seed": seed, "preset": model_preset, **model_options}
+
+    def set_task(self, task: str) -> None:
+        """Called by the harness before ``fit``: denoising uses the field alone, as ``tl.denoise``."""
+        self.task = task
 
     def fit(self, X: np.ndarray | sp.spmatrix, coords: np.ndarray) -> SUICAMethod:
         from ...models.suica import SUICA
 
-        self.model_ = SUICA(**self.model_options)
+        options = dict(self.model_options)
+        if getattr(self, "task", None) == "denoise":
+            options.setdefault("blend", "none")
+        self.model_ = SUICA(**options)
         self.model_.fit(X, coords, preset=self.preset, progress=False, **self.fit_options)
         return self
 
     def predict(self, coords: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         # The field never reads a spot's own (degraded) values at prediction time; with
         # blend="knn" the interpolation part leaves the spot itself out too.
-        return self.model_.predict(coords, exclude_self=exclude_self)
+        interpolate = getattr(self, "task", None) != "denoise"
+        return self.model_.predict(coords, exclude_self=exclude_self, interpolate=interpolate)
 
 
 def _variant(**fixed: Any) -> Callable[..., SUICAMethod]:
@@ -99,12 +117,15 @@ def _noae(
 #: Method name -> factory (keyword options: seed, preset, epochs_*, SUICA options).
 SUICA_METHODS: dict[str, Callable[..., Any]] = {
     "suica": _variant(),
-    "suica-siren": _variant(backbone="siren"),
-    "suica-nodice": _variant(dice_weight=0.0),
-    "suica-nograph": _variant(n_neighbors=1),
+    "suica-paper": _variant(model_preset="paper"),
+    "suica-nodice": _variant(model_preset="paper", dice_weight=0.0),
+    "suica-nograph": _variant(model_preset="paper", n_neighbors=1),
     "suica-noae": _noae,
-    # Issue #8: the decoder's output ReLU kills genes; these keep it alive while training
-    # (leaky), and additionally blend with kNN interpolation (weight chosen on held-out spots).
-    "suica-leaky": _variant(backbone="siren", decoder_activation="leaky"),
-    "suica-knn": _variant(backbone="siren", decoder_activation="leaky", blend="knn"),
+    # Issue #8, one change at a time from the published model towards the default: a SIREN
+    # backbone; the decoder's output kept alive while training (leaky); the kNN blend.
+    "suica-siren": _variant(model_preset="paper", backbone="siren"),
+    "suica-leaky": _variant(model_preset="paper", backbone="siren", decoder_activation="leaky"),
+    "suica-knn": _variant(
+        model_preset="paper", backbone="siren", decoder_activation="leaky", blend="knn"
+    ),
 }
