@@ -54,3 +54,14 @@ def test_choose_k_on_an_all_zero_slice_picks_the_first_candidate():
     coords = rng.uniform(0, 100, size=(30, 2))
     knn = KNNInterpolator(block_rows=4).fit(sp.csr_matrix((30, 5), dtype=np.float32), coords)
     assert knn.k_ == knn.k_grid[0] and knn.cv_mse_ == 0.0
+
+
+def test_rankwise_interpolation_equals_the_weighted_sum(smooth_slice):
+    """Accumulating one neighbour rank at a time gives W @ X, the inverse-distance average."""
+    X, coords = sp.csr_matrix(smooth_slice.X), np.asarray(smooth_slice.obsm["spatial"])
+    knn = KNNInterpolator(k=6).fit(X, coords)
+    queries = coords[:50] + 3.0
+    dist, idx = knn.nn_.kneighbors(queries, n_neighbors=6)
+    w = knn._weights(dist)
+    reference = np.einsum("qk,qkg->qg", w, X.toarray()[idx])
+    np.testing.assert_allclose(knn.predict(queries), reference, rtol=1e-5, atol=1e-5)

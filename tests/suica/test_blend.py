@@ -113,3 +113,20 @@ def test_bad_options_are_clear():
         SUICA(decoder_activation="tanh")
     with pytest.raises(ValueError, match="blend"):
         SUICA(blend="kriging")
+
+
+def test_gathered_choice_equals_the_dense_one():
+    """The fit scores candidates from values at the truth's non-zeros only: same numbers."""
+    from stfield.bench.metrics import evaluate
+
+    rng = np.random.default_rng(1)
+    truth = sp.random(80, 25, density=0.3, random_state=1, format="csr", dtype=np.float32)
+    truth.data = rng.poisson(3.0, truth.nnz).astype(np.float32) + 1
+    field = rng.gamma(2.0, 1.0, truth.shape).astype(np.float32)
+    interpolated = truth.toarray() + rng.normal(0, 1.0, truth.shape).astype(np.float32)
+    w, scores = choose_weight(truth, field, interpolated)
+    for cand in (0.0, 0.35, 1.0):
+        dense = evaluate(truth, (1 - cand) * field + cand * interpolated)
+        for key in CRITERIA:
+            assert scores[cand][key] == pytest.approx(dense[key], rel=1e-6, abs=1e-9), key
+    assert 0.0 < w <= 1.0

@@ -227,6 +227,7 @@ def _suica_demo(
         "grid_step_um": step,
         "render_seconds": render_s,
         "stage_seconds": dict(model.timings_),
+        "blend_weight": model.blend_.weight if model.blend_ is not None else 0.0,
     }
 
 
@@ -237,7 +238,9 @@ def _suica_section(suica: dict[str, Any] | None) -> list[str]:
     return [
         "## Continuous field (SUICA)",
         "",
-        f"SIREN backbone, fitted on the training spots in {suica['fit_seconds']:.0f} s "
+        "stfield's default model (SIREN field blended with kNN interpolation, weight "
+        f"{suica.get('blend_weight', float('nan')):.2f} chosen on held-out training spots), "
+        f"fitted on the training spots in {suica['fit_seconds']:.0f} s "
         f"({stages}); its held-out scores are the `suica` row of the table above. The model "
         "is saved in `suica_model/` (reload with `stfield.models.SUICA.load`).",
         "",
