@@ -17,7 +17,8 @@ FEW = {"epochs_gae": 2, "epochs_inr": 2, "epochs_decoder": 2, "progress": False}
 def test_default_is_the_stfield_architecture():
     model = SUICA()
     assert model.preset == "stfield"
-    assert model.backbone_name == "siren" and model.backbone_kwargs == {"width": 256}
+    assert model.backbone_name == "siren" and model.backbone_kwargs == {"width": 256, "w0": "auto"}
+    assert model.latent_dim == 64 and SUICA(preset="paper").latent_dim == 32
     assert model.gae_hidden == (512, 128, 64)
     assert (model.decoder_activation, model.blend) == ("leaky", "knn")
 

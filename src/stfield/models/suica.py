@@ -96,19 +96,22 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: ``"paper"`` is the published model (FFN 2048 x 3 with Fourier scale 10, GAE 2048-512-64, ReLU
 #: output, no interpolation). ``"stfield"`` is the default, chosen by measurement on real slices
 #: (issue #8, ``docs/benchmarks.md``): a SIREN field (the paper's advice for sparse slices) at
-#: width 256, a GAE of 512-128-64, an output that cannot kill genes while training, and a blend
-#: with kNN interpolation whose weight is chosen on held-out spots.
+#: width 256 with its frequency set from the spot spacing, a 64-d embedding from a GAE of
+#: 512-128-64, an output that cannot kill genes while training, and a blend with kNN
+#: interpolation whose weight is chosen on held-out spots.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "paper": {
         "backbone": "ffn",
         "backbone_kwargs": {},
+        "latent_dim": 32,
         "gae_hidden": (2048, 512, 64),
         "decoder_activation": "relu",
         "blend": "none",
     },
     "stfield": {
         "backbone": "siren",
-        "backbone_kwargs": {"width": 256},
+        "backbone_kwargs": {"width": 256, "w0": "auto"},
+        "latent_dim": 64,
         "gae_hidden": (512, 128, 64),
         "decoder_activation": "leaky",
         "blend": "knn",
@@ -172,9 +175,11 @@ class SUICA:
         The FFN default is the paper's ``scale=10``; ``{"scale": "auto"}`` is the explicit
         data-aware choice: a quarter of the spots' Nyquist frequency
         (:func:`~stfield.models.backbones.nyquist_scale`, 2.5 for 10 µm bins of the Xenium demo
-        crop), resolved at fit time and saved as a number.
+        crop), resolved at fit time and saved as a number. SIREN's ``{"w0": "auto"}`` (the
+        default preset's) is the same frequency in radians: 15 on that crop instead of the fixed
+        30.
     latent_dim
-        Embedding dimension (32).
+        Embedding dimension (64; the paper's 32).
     gae_hidden
         Encoder widths, the first being the graph convolution's output (``(512, 128, 64)``;
         the paper's ``(2048, 512, 64)``); the decoder mirrors them.
@@ -210,7 +215,7 @@ class SUICA:
         *,
         preset: str = "stfield",
         backbone_kwargs: dict[str, Any] | None = None,
-        latent_dim: int = 32,
+        latent_dim: int | None = None,
         gae_hidden: Sequence[int] | None = None,
         n_neighbors: int = 5,
         graph_normalization: str = "gcn",
@@ -232,6 +237,7 @@ class SUICA:
             backbone_kwargs = dict(arch["backbone_kwargs"]) if same else {}
         backbone = arch["backbone"] if backbone is None else backbone
         gae_hidden = arch["gae_hidden"] if gae_hidden is None else gae_hidden
+        latent_dim = arch["latent_dim"] if latent_dim is None else latent_dim
         decoder_activation = decoder_activation or arch["decoder_activation"]
         blend = blend or arch["blend"]
         if backbone not in BACKBONES:
@@ -618,6 +624,12 @@ class SUICA:
         if self.backbone_name == "ffn" and kwargs.get("scale") == "auto":
             kwargs["scale"] = nyquist_scale(self._scale_coords(coords))
             logger.info("FFN scale 'auto' resolved to %.3g", kwargs["scale"])
+        if self.backbone_name == "siren" and kwargs.get("w0") == "auto":
+            # The same quarter of the spots' Nyquist frequency, as an angular frequency: 15 for
+            # 10 µm bins of the demo crop, where the fixed w0 = 30 left high-frequency noise
+            # between spots (docs/benchmarks.md, issue #8).
+            kwargs["w0"] = 2.0 * math.pi * nyquist_scale(self._scale_coords(coords))
+            logger.info("SIREN w0 'auto' resolved to %.3g", kwargs["w0"])
         return kwargs
 
     @staticmethod
