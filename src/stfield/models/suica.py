@@ -49,6 +49,18 @@ logger = logging.getLogger(__name__)
 #: Model kind written into the model directory.
 MODEL_KIND = "suica"
 
+#: The short schedule (learning rates 1e-3, 100 / 300 / 300 epochs) of "stfield" and "fast".
+_SHORT_SCHEDULE: dict[str, Any] = {
+    "epochs_gae": 100,
+    "epochs_inr": 300,
+    "epochs_decoder": 300,
+    "lr_gae": 1e-3,
+    "lr_inr": 1e-3,
+    "lr_decoder": 1e-3,
+    "batch_size_gae": 512,
+    "batch_size_inr": "auto",
+    "batch_size_decoder": "auto",
+}
 #: Training presets. ``"paper"`` holds the published values (Adam 1e-5 / AdamW 1e-4 / Adam 1e-4;
 #: 200 / 1,000 / 1,000 epochs; GAE batch 512; one full-batch INR step per epoch). ``"stfield"``
 #: (the default) is the training measured best with the stfield architecture (issue #8,
@@ -68,28 +80,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "batch_size_inr": "auto",
         "batch_size_decoder": "auto",
     },
-    "stfield": {
-        "epochs_gae": 100,
-        "epochs_inr": 300,
-        "epochs_decoder": 300,
-        "lr_gae": 1e-3,
-        "lr_inr": 1e-3,
-        "lr_decoder": 1e-3,
-        "batch_size_gae": 512,
-        "batch_size_inr": "auto",
-        "batch_size_decoder": "auto",
-    },
-    "fast": {
-        "epochs_gae": 100,
-        "epochs_inr": 300,
-        "epochs_decoder": 300,
-        "lr_gae": 1e-3,
-        "lr_inr": 1e-3,
-        "lr_decoder": 1e-3,
-        "batch_size_gae": 512,
-        "batch_size_inr": "auto",
-        "batch_size_decoder": "auto",
-    },
+    "stfield": dict(_SHORT_SCHEDULE),
+    "fast": dict(_SHORT_SCHEDULE),
 }
 
 #: Architecture of each preset; constructor arguments left at ``None`` come from here.
