@@ -93,3 +93,29 @@ def test_denoise_task_fits_the_default_without_a_blend():
     assert method.model_.blend_ is None and method.model_.val_indices_.size == 0
     pred = method.predict(adata.obsm["spatial"], exclude_self=True)
     np.testing.assert_array_equal(pred, method.model_.predict(adata.obsm["spatial"]))
+
+
+def test_siren_w0_auto_follows_the_spot_spacing(tmp_path):
+    """w0 'auto' is 2π × a quarter of the Nyquist frequency, resolved at fit and saved as a number."""
+    import math
+
+    from stfield.models.backbones import nyquist_scale
+
+    small = {"gae_hidden": (16, 8, 4), "latent_dim": 4, "accelerator": "cpu"}
+    resolved = {}
+    for n_side in (8, 16):
+        adata, _ = make_field(n_side=n_side, n_genes=6)
+        raw = adata.obsm["spatial"]
+        coords = (raw - raw.min(0)) / np.ptp(raw, axis=0).max() * 160.0  # same 160 µm extent
+        model = SUICA(backbone_kwargs={"width": 16, "w0": "auto"}, **small)
+        model.fit(adata.X, coords, **FEW)
+        w0 = model.backbone.config()["w0"]
+        expected = 2 * math.pi * nyquist_scale(model.normalize_coords(coords))
+        assert w0 == pytest.approx(expected)
+        resolved[n_side] = w0
+        model.save(tmp_path / f"m{n_side}")
+        again = SUICA.load(tmp_path / f"m{n_side}")
+        assert again.backbone_kwargs["w0"] == pytest.approx(w0)
+        np.testing.assert_array_equal(again.predict(coords), model.predict(coords))
+    # Twice the spots per side over the same extent: twice the frequency.
+    assert resolved[16] / resolved[8] == pytest.approx(2.0, rel=0.15)
