@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from stfield.bench import spatial_split
@@ -65,3 +66,27 @@ def test_rankwise_interpolation_equals_the_weighted_sum(smooth_slice):
     w = knn._weights(dist)
     reference = np.einsum("qk,qkg->qg", w, X.toarray()[idx])
     np.testing.assert_allclose(knn.predict(queries), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_gaussian_kernel_is_smooth_at_the_spots_where_idw_is_exact(smooth_slice):
+    """On a grid twice as dense as the spots, IDW shows each spot's own value as a dot."""
+    X, coords = sp.csr_matrix(smooth_slice.X), np.asarray(smooth_slice.obsm["spatial"])
+    spacing = np.median(np.diff(np.unique(coords[:, 0])))
+    idw = KNNInterpolator(k=8).fit(X, coords)
+    gauss = KNNInterpolator(k=8, kernel="gaussian").fit(X, coords)
+    assert gauss.bandwidth_ == pytest.approx(spacing)
+    np.testing.assert_allclose(idw.predict(coords[:40]), X[:40].toarray(), rtol=1e-6, atol=1e-6)
+    inner = coords[
+        np.all((coords > coords.min(0) + spacing) & (coords < coords.max(0) - spacing), 1)
+    ]
+    half = 0.5 * spacing
+    steps = np.array([[half, 0], [-half, 0], [0, half], [0, -half]])
+
+    def dots(model: KNNInterpolator) -> float:
+        on = model.predict(inner)
+        around = np.mean([model.predict(inner + step) for step in steps], axis=0)
+        return float(np.abs(on - around).mean())
+
+    assert dots(gauss) < 0.5 * dots(idw)
+    with pytest.raises(ValueError, match="kernel"):
+        KNNInterpolator(kernel="box")

@@ -79,8 +79,11 @@ def test_blend_is_fitted_saved_and_reloaded(blended, tmp_path):
     assert model.fit_params["blend"] == {
         "weight": w, "k": model.blend_.k, "val_spots": model.val_indices_.size,
     }  # fmt: skip
-    # The interpolation part uses every fitted spot, the field part is the network.
-    np.testing.assert_array_equal(model.blend_.coords, C[train])
+    # The interpolation part uses every fitted spot (in the field's normalised frame, with
+    # Gaussian weights), the field part is the network.
+    np.testing.assert_array_equal(model.blend_.coords, model._blend_space(C[train]))
+    config = model.blend_.config()
+    assert config["kernel"] == "gaussian" and config["normalized"] and config["bandwidth"] > 0
     pred = model.predict(C[test])
     model.save(tmp_path / "m")
     loaded = SUICA.load(tmp_path / "m", accelerator="cpu")
@@ -102,7 +105,7 @@ def test_exclude_self_leaves_the_fitted_spot_out(blended):
     field_only = SUICA.__new__(SUICA)
     field_only.__dict__.update({**model.__dict__, "blend_": None})
     w = model.blend_.weight
-    knn_self = model.blend_._knn.predict(C[train[:10]])
+    knn_self = model.blend_._knn.predict(model._blend_space(C[train[:10]]))
     np.testing.assert_allclose(
         at_spots, (1 - w) * field_only.predict(C[train[:10]]) + w * knn_self, atol=1e-5
     )

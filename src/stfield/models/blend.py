@@ -1,6 +1,9 @@
 """A neural field blended with k-nearest-neighbour interpolation of the fitted spots.
 
-``prediction = (1 - w) · field(x) + w · kNN(x)``. The two make different errors: inverse-distance
+The interpolation uses Gaussian weights (bandwidth: the median spot spacing), smooth everywhere:
+inverse-distance weights spike at the fitted spots, which shows as dots on a denser grid.
+
+``prediction = (1 - w) · field(x) + w · kNN(x)``. The two make different errors: neighbour
 interpolation keeps each spot's gene profile (high per-spot correlation) but blurs spatial
 patterns; the field learns per-gene spatial structure (high per-gene correlation) but its
 profiles are noisier. ``w`` is chosen on spots held out from the field's training, as the value
@@ -97,7 +100,7 @@ def choose_weight_gathered(
 
 
 class InterpolationBlend:
-    """Inverse-distance interpolation of stored spots, mixed into a field's predictions.
+    """kNN interpolation of stored spots, mixed into a field's predictions.
 
     Parameters
     ----------
@@ -106,13 +109,17 @@ class InterpolationBlend:
         and ``k`` are what the model stores).
     weight
         Weight ``w`` of the interpolation in ``(1 - w) · field + w · kNN``.
+    normalized
+        The spots are stored in the model's normalised coordinate frame (queries are converted
+        by the model); ``False`` for model folders written before, which stored µm.
     """
 
-    def __init__(self, knn: Any, weight: float) -> None:
+    def __init__(self, knn: Any, weight: float, normalized: bool = False) -> None:
         if not 0.0 <= weight <= 1.0:
             raise input_error(f"blend weight must be in [0, 1], got {weight}", "blend_weight")
         self.weight = float(weight)
         self._knn = knn
+        self.normalized = bool(normalized)
 
     @property
     def k(self) -> int:
@@ -148,7 +155,14 @@ class InterpolationBlend:
         }
 
     def config(self) -> dict[str, Any]:
-        return {"weight": self.weight, "k": self.k}
+        knn = self._knn
+        return {
+            "weight": self.weight,
+            "k": self.k,
+            "kernel": knn.kernel,
+            "bandwidth": knn.bandwidth_ if knn.kernel == "gaussian" else None,
+            "normalized": self.normalized,
+        }
 
     @classmethod
     def from_arrays(
@@ -160,8 +174,12 @@ class InterpolationBlend:
             (arrays["blend_data"], arrays["blend_indices"], arrays["blend_indptr"]),
             shape=tuple(int(v) for v in arrays["blend_shape"]),
         )
-        knn = KNNInterpolator(k=int(config["k"])).fit(X, arrays["blend_coords"])
-        return cls(knn, float(config["weight"]))
+        # Model folders written before the kernel option used inverse distances.
+        kernel = config.get("kernel", "idw")
+        bandwidth = config.get("bandwidth") if kernel == "gaussian" else "auto"
+        knn = KNNInterpolator(k=int(config["k"]), kernel=kernel, bandwidth=bandwidth)
+        knn.fit(X, arrays["blend_coords"])
+        return cls(knn, float(config["weight"]), bool(config.get("normalized", False)))
 
 
 __all__ = [

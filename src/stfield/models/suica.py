@@ -189,7 +189,7 @@ class SUICA:
         ReLU while training, ReLU at inference, so no gene can die; see
         :class:`~stfield.models.gae.LeakyWhileTraining`).
     blend
-        ``"knn"`` (default): predictions are mixed with inverse-distance interpolation of the
+        ``"knn"`` (default): predictions are mixed with Gaussian-weighted kNN interpolation of the
         fitted spots, with a weight chosen on held-out training spots
         (:mod:`stfield.models.blend`); the fitted spots are stored with the model. ``"none"``
         (published): the field alone.
@@ -580,9 +580,10 @@ class SUICA:
         """Choose the interpolation weight on the held-out spots, then store every spot."""
         from ..bench.baselines.knn import KNNInterpolator
 
+        space = self._blend_space(coords)
         # X[train_idx] is a fresh copy already: the interpolator may keep it as is.
-        held_out = KNNInterpolator().fit(
-            X[train_idx].astype(np.float32, copy=False), coords[train_idx], copy=False
+        held_out = KNNInterpolator(kernel="gaussian").fit(
+            X[train_idx].astype(np.float32, copy=False), space[train_idx], copy=False
         )
         # Both predictions are gathered at the held-out truth's non-zeros one block of rows at a
         # time: a tenth of an atlas slice is never dense.
@@ -593,13 +594,13 @@ class SUICA:
             block = truth[start : start + rows_per_block].tocoo()
             keep = block.data > 0
             r, c = block.row[keep], block.col[keep]
-            where = coords[val_idx[start : start + rows_per_block]]
-            field = self.predict(where)  # blend_ is None here: the field alone
-            interpolated = held_out.predict(where)
+            rows_here = val_idx[start : start + rows_per_block]
+            field = self.predict(coords[rows_here])  # blend_ is None here: the field alone
+            interpolated = held_out.predict(space[rows_here])
             parts.append((r + start, c, block.data[keep], field[r, c], interpolated[r, c]))
         rows, cols, t, f, i = (np.concatenate(a) for a in zip(*parts, strict=True))
         weight, scores = choose_weight_gathered(rows, cols, t, f, i, truth.shape)
-        knn = KNNInterpolator().fit(X, coords)  # every spot; k by leave-one-out
+        knn = KNNInterpolator(kernel="gaussian").fit(X, space)  # every spot; k by leave-one-out
         k = int(knn.k_)
         self.fit_params["blend"] = {"weight": weight, "k": k, "val_spots": int(val_idx.size)}
         logger.info(
@@ -609,7 +610,15 @@ class SUICA:
             val_idx.size,
             scores[weight],
         )
-        return InterpolationBlend(knn, weight)
+        return InterpolationBlend(knn, weight, normalized=True)
+
+    def _blend_space(self, coords: np.ndarray) -> np.ndarray:
+        """Coordinates the blend's neighbours are found in: the field's normalised frame.
+
+        Rounded to 1e-9 of the half-extent so that equidistant neighbours on a spot lattice
+        (binned data) tie exactly, and break the same way, whatever the unit of the input.
+        """
+        return np.round((coords - self.coord_center) / self.coord_scale, 9)
 
     def _resolved_backbone_kwargs(self, coords: np.ndarray) -> dict[str, Any]:
         kwargs = dict(self.backbone_kwargs)
@@ -902,7 +911,10 @@ class SUICA:
                 y = self.gae.decoder(self.backbone(c))
             block = y.float().cpu().numpy()
             if self.blend_ is not None and interpolate:
-                block = self.blend_.mix(block, coords[start : start + bs], exclude_self)
+                where = coords[start : start + bs]
+                if self.blend_.normalized:
+                    where = self._blend_space(where)
+                block = self.blend_.mix(block, where, exclude_self)
             yield block
 
     def predict(

@@ -1,4 +1,5 @@
-"""k-nearest-neighbour inverse-distance interpolation, with k chosen on the fitted spots."""
+"""k-nearest-neighbour interpolation (inverse-distance or Gaussian weights), k chosen on the fitted
+spots."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ DEFAULT_K_GRID = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 
 
 class KNNInterpolator:
-    """Inverse-distance weighted mean of the ``k`` nearest fitted spots.
+    """Weighted mean of the ``k`` nearest fitted spots (inverse-distance by default).
 
     Parameters
     ----------
@@ -24,7 +25,14 @@ class KNNInterpolator:
         (each spot predicted from its ``k`` nearest *other* spots; lowest MSE over non-zero
         entries wins). Only the fitted spots are used, never the held-out ones.
     power
-        Weights are ``1 / distance**power``.
+        Weights are ``1 / distance**power`` (``kernel="idw"``).
+    kernel
+        ``"idw"`` (inverse distance: exact at the fitted spots, so a query on a spot returns its
+        measurement) or ``"gaussian"`` (``exp(-d² / 2h²)``: smooth everywhere, no spike at the
+        spots; what SUICA's blend uses so that a dense grid shows no dots at the spot positions).
+    bandwidth
+        ``h`` of the Gaussian kernel in coordinate units; ``"auto"`` is the median distance from a
+        fitted spot to its nearest other spot.
     k_grid
         Candidates tried when ``k`` is ``None``.
     block_rows
@@ -42,9 +50,15 @@ class KNNInterpolator:
         k_grid: Sequence[int] = DEFAULT_K_GRID,
         block_rows: int = 4096,
         seed: int = 0,
+        kernel: str = "idw",
+        bandwidth: float | str = "auto",
     ) -> None:
+        if kernel not in ("idw", "gaussian"):
+            raise input_error(f"unknown kernel {kernel!r}", "kernel", "use 'idw' or 'gaussian'")
         self.k = k
         self.power = power
+        self.kernel = kernel
+        self.bandwidth = bandwidth
         self.k_grid = tuple(k_grid)
         self.block_rows = block_rows
 
@@ -59,10 +73,26 @@ class KNNInterpolator:
         n = self.coords_.shape[0]
         if n < 2:
             raise input_error("kNN interpolation needs at least 2 fitted spots", "knn")
+        self.bandwidth_ = self._resolve_bandwidth() if self.kernel == "gaussian" else None
         self.k_ = min(self.k, n) if self.k is not None else self._choose_k()
         return self
 
+    def _resolve_bandwidth(self) -> float:
+        if self.bandwidth != "auto":
+            h = float(self.bandwidth)
+            if not (np.isfinite(h) and h > 0):
+                raise input_error(f"bandwidth must be > 0, got {self.bandwidth}", "bandwidth")
+            return h
+        dist, _ = self.nn_.kneighbors(self.coords_, n_neighbors=2)
+        positive = dist[:, 1][dist[:, 1] > 0]
+        return float(np.median(positive)) if positive.size else 1.0
+
     def _weights(self, dist: np.ndarray) -> np.ndarray:
+        if self.kernel == "gaussian":
+            # Relative to the nearest neighbour, so that far queries do not underflow to 0 / 0.
+            z = (dist**2 - dist[:, :1] ** 2) / (2.0 * self.bandwidth_**2)
+            w = np.exp(-z)
+            return w / w.sum(axis=1, keepdims=True)
         # An exact hit (distance 0) takes all the weight; otherwise 1 / d^power, normalised.
         exact = dist <= 1e-12
         with np.errstate(divide="ignore"):
