@@ -119,3 +119,10 @@ def test_siren_w0_auto_follows_the_spot_spacing(tmp_path):
         np.testing.assert_array_equal(again.predict(coords), model.predict(coords))
     # Twice the spots per side over the same extent: twice the frequency.
     assert resolved[16] / resolved[8] == pytest.approx(2.0, rel=0.15)
+
+
+def test_cli_help_epochs_match_the_presets():
+    from stfield.cli._common import PRESET_EPOCHS
+
+    for preset, epochs in PRESET_EPOCHS.items():
+        assert {k: PRESETS[preset][k] for k in epochs} == epochs

@@ -47,18 +47,28 @@ def parse_int_list(value: str, option: str) -> list[int]:
     return items
 
 
+#: Epochs of the SUICA presets, for --help only: a copy of ``stfield.models.suica.PRESETS`` so that
+#: ``--help`` does not import torch (tests/suica/test_presets.py checks that they agree).
+PRESET_EPOCHS = {
+    "stfield": {"epochs_gae": 100, "epochs_inr": 300, "epochs_decoder": 300},
+    "paper": {"epochs_gae": 200, "epochs_inr": 1000, "epochs_decoder": 1000},
+}
+
+
 def suica_epoch_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--epochs-gae/--epochs-inr/--epochs-decoder``, declared once for every SUICA command."""
     stages = (
-        ("decoder", "stage 3, decoder fine-tuning", 1000),
-        ("inr", "stage 2, coordinates → embedding (also the vanilla INRs' epochs)", 1000),
-        ("gae", "stage 1, the graph autoencoder", 200),
+        ("decoder", "stage 3, decoder fine-tuning"),
+        ("inr", "stage 2, coordinates → embedding (also the vanilla INRs' epochs)"),
+        ("gae", "stage 1, the graph autoencoder"),
     )
-    for stage, what, paper in stages:
+    for stage, what in stages:
+        key = f"epochs_{stage}"
         func = click.option(
             f"--epochs-{stage}",
             type=click.IntRange(min=0),
             default=None,
-            help=f"Epochs of {what} [default: the preset's; paper: {paper}].",
+            help=f"Epochs of {what} [default: the preset's; stfield: "
+            f"{PRESET_EPOCHS['stfield'][key]}, paper: {PRESET_EPOCHS['paper'][key]}].",
         )(func)
     return func
