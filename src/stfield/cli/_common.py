@@ -50,7 +50,7 @@ def parse_int_list(value: str, option: str) -> list[int]:
 #: Epochs of the SUICA presets, for --help only: a copy of ``stfield.models.suica.PRESETS`` so that
 #: ``--help`` does not import torch (tests/suica/test_presets.py checks that they agree).
 PRESET_EPOCHS = {
-    "stfield": {"epochs_gae": 100, "epochs_inr": 300, "epochs_decoder": 300},
+    "stfield": {"epochs_gae": 300, "epochs_inr": 300, "epochs_decoder": 300},
     "paper": {"epochs_gae": 200, "epochs_inr": 1000, "epochs_decoder": 1000},
 }
 
