@@ -182,7 +182,7 @@ def _suica_demo(
 
     X, coords = adata.X, np.asarray(adata.obsm["spatial"])
     t0 = time.perf_counter()
-    # stfield's default model (the "stfield" preset: CPU-sized, ~20 s on 2 cores here).
+    # stfield's default model (the "stfield" preset: CPU-sized, ~30 s on 2 cores here).
     model = SUICA(seed=seed).fit(
         X[split.train], coords[split.train], gene_names=list(adata.var_names), progress=False
     )
