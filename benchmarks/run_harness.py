@@ -66,7 +66,8 @@ def main() -> None:
     parser.add_argument("dataset", choices=("xenium", "merfish"))
     parser.add_argument("--tasks", default="spatial")
     parser.add_argument(
-        "--methods", default="suica,suica-paper,suica-siren,ffn,siren,hashgrid,stage,knn,mean"
+        "--methods",
+        default="suica,suica-paper,suica-siren,ffn,siren,hashgrid,stage,knn,gaussian,mean",
     )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--bin-size", type=float, default=10.0)

@@ -26,8 +26,8 @@ def test_knn_chooses_k_on_training_spots_and_beats_the_mean(smooth_slice):
 
 
 def test_registry_and_input_checks(smooth_slice):
-    assert set(BASELINES) == {"knn", "mean", "ffn", "siren", "hashgrid", "stage"}
-    for name in ("knn", "mean"):
+    assert set(BASELINES) == {"knn", "gaussian", "mean", "ffn", "siren", "hashgrid", "stage"}
+    for name in ("knn", "gaussian", "mean"):
         m = BASELINES[name]().fit(smooth_slice.X, smooth_slice.obsm["spatial"])
         assert m.predict(smooth_slice.obsm["spatial"][:3]).shape == (3, smooth_slice.n_vars)
     with pytest.raises(ValueError, match="coordinate rows"):

@@ -41,9 +41,9 @@ def test_blockwise_choose_k_matches_the_dense_computation(smooth_slice, monkeypa
     widest = []
     original = KNNInterpolator._interpolate
 
-    def spy(self, dist, idx):
+    def spy(self, dist, idx, bandwidth=None):
         widest.append(dist.shape[0])
-        return original(self, dist, idx)
+        return original(self, dist, idx, bandwidth)
 
     monkeypatch.setattr(KNNInterpolator, "_interpolate", spy)
     KNNInterpolator(block_rows=7).fit(X[split.train], coords[split.train])

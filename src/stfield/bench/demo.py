@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 REPORT_METRICS = ("cosine", "mse", "pearson", "pearson_gene", "iou")
 #: The reference methods every demo score is shown beside (seconds to fit).
-DEMO_BASELINES = ("knn", "mean")
+DEMO_BASELINES = ("knn", "gaussian", "mean")
 
 
 def _markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:

@@ -92,6 +92,7 @@ def run_benchmark(
         "hashgrid",
         "stage",
         "knn",
+        "gaussian",
         "mean",
     ),
     seeds: Sequence[int] = (0, 1, 2),

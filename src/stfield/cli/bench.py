@@ -9,7 +9,7 @@ import click
 from ._common import parse_int_list, read_slice, suica_epoch_options
 
 _TASKS = ("spatial", "genes", "denoise", "all")
-_DEFAULT_METHODS = "suica,suica-paper,ffn,siren,hashgrid,stage,knn,mean"
+_DEFAULT_METHODS = "suica,suica-paper,ffn,siren,hashgrid,stage,knn,gaussian,mean"
 
 
 @click.command("benchmark")
@@ -35,7 +35,8 @@ _DEFAULT_METHODS = "suica,suica-paper,ffn,siren,hashgrid,stage,knn,mean"
     show_default=True,
     help="Comma-separated methods: suica (stfield's default model), suica-paper (published "
     "configuration), suica-noae, suica-nodice, suica-nograph, suica-siren, suica-leaky, "
-    "suica-knn, ffn, siren, hashgrid, stage, knn, mean.",
+    "suica-knn, ffn, siren, hashgrid, stage, knn, gaussian (Nadaraya-Watson kernel smoothing), "
+    "mean.",
 )
 @click.option(
     "--seeds",

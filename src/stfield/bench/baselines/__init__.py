@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._base import Baseline
+from .gaussian import GaussianSmoother
 from .knn import KNNInterpolator
 from .mean import GeneMean
 
@@ -31,6 +32,7 @@ def _lazy(module: str, name: str) -> Factory:
 #: name -> factory of an unfitted baseline.
 BASELINES: dict[str, Factory] = {
     "knn": KNNInterpolator,
+    "gaussian": GaussianSmoother,
     "mean": GeneMean,
     "ffn": _lazy("inr", "ffn"),
     "siren": _lazy("inr", "siren"),
@@ -38,4 +40,4 @@ BASELINES: dict[str, Factory] = {
     "stage": _lazy("stage", "STAGE"),
 }
 
-__all__ = ["BASELINES", "Baseline", "GeneMean", "KNNInterpolator"]
+__all__ = ["BASELINES", "Baseline", "GaussianSmoother", "GeneMean", "KNNInterpolator"]

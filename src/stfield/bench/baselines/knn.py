@@ -87,10 +87,11 @@ class KNNInterpolator:
         positive = dist[:, 1][dist[:, 1] > 0]
         return float(np.median(positive)) if positive.size else 1.0
 
-    def _weights(self, dist: np.ndarray) -> np.ndarray:
+    def _weights(self, dist: np.ndarray, bandwidth: float | None = None) -> np.ndarray:
         if self.kernel == "gaussian":
+            h = self.bandwidth_ if bandwidth is None else bandwidth
             # Relative to the nearest neighbour, so that far queries do not underflow to 0 / 0.
-            z = (dist**2 - dist[:, :1] ** 2) / (2.0 * self.bandwidth_**2)
+            z = (dist**2 - dist[:, :1] ** 2) / (2.0 * h**2)
             w = np.exp(-z)
             return w / w.sum(axis=1, keepdims=True)
         # An exact hit (distance 0) takes all the weight; otherwise 1 / d^power, normalised.
@@ -101,8 +102,10 @@ class KNNInterpolator:
         w[hit] = exact[hit].astype(np.float64)
         return w / w.sum(axis=1, keepdims=True)
 
-    def _interpolate(self, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        w = self._weights(dist)
+    def _interpolate(
+        self, dist: np.ndarray, idx: np.ndarray, bandwidth: float | None = None
+    ) -> np.ndarray:
+        w = self._weights(dist, bandwidth)
         out = np.zeros((idx.shape[0], self.X_.shape[1]), dtype=np.float32)
         # One neighbour rank at a time, straight into the dense block: a sparse weights @ X
         # product would hold up to k x the block's non-zeros, more than the dense block itself
@@ -113,30 +116,45 @@ class KNNInterpolator:
         return out
 
     def _choose_k(self) -> int:
-        n, g = self.X_.shape
+        n = self.X_.shape[0]
         grid = [k for k in self.k_grid if k <= n - 1] or [1]
-        dist, idx = self.nn_.kneighbors(self.coords_, n_neighbors=max(grid) + 1)
-        dist, idx = dist[:, 1:], idx[:, 1:]  # leave the spot itself out
-        # Leave-one-out predictions are densified one block of rows at a time (about 2**20
-        # values), scored at the block's non-zero truth entries, then dropped: memory stays
-        # O(block × genes), never n_spots × genes.
-        rows_per_block = max(1, min(self.block_rows, 2**20 // max(g, 1)))
-        sq_err = np.zeros(len(grid), dtype=np.float64)
-        for start in range(0, n, rows_per_block):
-            stop = min(start + rows_per_block, n)
-            truth = self.X_[start:stop].tocoo()
-            if not truth.nnz:
-                continue
-            target = truth.data.astype(np.float32)
-            for j, k in enumerate(grid):
-                pred = self._interpolate(dist[start:stop, :k], idx[start:stop, :k])
-                diff = pred[truth.row, truth.col] - target
-                sq_err[j] += float(np.dot(diff.astype(np.float64), diff))
-        n_nonzero = self.X_.nnz
-        errors = sq_err / n_nonzero if n_nonzero else np.zeros(len(grid))
+        errors = self._loo_mse([(k, None) for k in grid])
         best = int(np.argmin(errors))  # first of equal errors: the smallest k, as before
         self.cv_mse_ = float(errors[best])
         return grid[best]
+
+    def _loo_mse(
+        self,
+        candidates: Sequence[tuple[int, float | None]],
+        spots: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Leave-one-out MSE over the non-zero entries of each ``(k, bandwidth)`` candidate.
+
+        Each fitted spot (of ``spots``, default all) is predicted from its ``k`` nearest *other*
+        spots. Neighbours are searched and predictions densified one block of rows at a time
+        (about 2**20 values), scored at the block's non-zero truth entries, then dropped: memory
+        stays O(block × (genes + max k)), never n_spots × genes.
+        """
+        n, g = self.X_.shape
+        spots = np.arange(n) if spots is None else np.asarray(spots)
+        n_neighbors = min(max(k for k, _ in candidates) + 1, n)
+        rows_per_block = max(1, min(self.block_rows, 2**20 // max(g, 1)))
+        sq_err = np.zeros(len(candidates), dtype=np.float64)
+        n_scored = 0
+        for start in range(0, spots.size, rows_per_block):
+            block = spots[start : start + rows_per_block]
+            truth = self.X_[block].tocoo()
+            if not truth.nnz:
+                continue
+            n_scored += truth.nnz
+            dist, idx = self.nn_.kneighbors(self.coords_[block], n_neighbors=n_neighbors)
+            dist, idx = _drop_first_exact(dist, idx, n_neighbors - 1)  # leave the spot out
+            target = truth.data.astype(np.float32)
+            for j, (k, bandwidth) in enumerate(candidates):
+                pred = self._interpolate(dist[:, :k], idx[:, :k], bandwidth=bandwidth)
+                diff = pred[truth.row, truth.col] - target
+                sq_err[j] += float(np.dot(diff.astype(np.float64), diff))
+        return sq_err / n_scored if n_scored else np.zeros(len(candidates))
 
     def predict(self, coords: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         coords = check_coordinates(coords, "coords", dims=(self.coords_.shape[1],))
