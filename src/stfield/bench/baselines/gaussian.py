@@ -112,24 +112,16 @@ class GaussianSmoother:
 
         ``drop[i]`` is a fitted spot left out of row ``i`` (leave-one-out), or -1.
         """
-        graph = self.nn_.radius_neighbors_graph(queries, radius=TRUNCATE * h, mode="distance")
-        graph = graph.tocsr()
-        # radius_neighbors_graph stores distance-0 neighbours as explicit entries; keep them.
-        rows = np.repeat(np.arange(graph.shape[0]), np.diff(graph.indptr))
-        keep = np.ones(graph.nnz, dtype=bool)
-        if drop is not None:
-            keep &= graph.indices != drop[rows]
-        graph = sp.csr_matrix(
-            (
-                graph.data[keep],
-                graph.indices[keep],
-                np.r_[0, np.cumsum(np.bincount(rows[keep], minlength=graph.shape[0]))],
-            ),
-            shape=graph.shape,
-        )
-        empty = np.flatnonzero(np.diff(graph.indptr) == 0)
-        w = graph.copy()
+        w = self.nn_.radius_neighbors_graph(queries, radius=TRUNCATE * h, mode="distance")
+        w = w.tocsr()
+        # Distance-0 neighbours are stored entries: the kernel makes them 1, never 0. Within 3h
+        # no weight underflows, so the only zeros left are the dropped spots.
         w.data = np.exp(-(w.data**2) / (2.0 * h**2))
+        if drop is not None:
+            rows = np.repeat(np.arange(w.shape[0]), np.diff(w.indptr))
+            w.data[w.indices == drop[rows]] = 0.0
+            w.eliminate_zeros()
+        empty = np.flatnonzero(np.diff(w.indptr) == 0)
         if empty.size:
             w = _fill_far_rows(w, self.nn_, queries, empty, h, drop, self.X_.shape[0])
         sums = np.asarray(w.sum(axis=1)).ravel()
