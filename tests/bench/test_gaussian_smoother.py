@@ -102,3 +102,27 @@ def test_bad_options_are_named():
         GaussianSmoother(bandwidth=-1.0)
     with pytest.raises(ValueError, match="2 fitted spots"):
         GaussianSmoother().fit(sp.csr_matrix(np.ones((1, 3))), np.zeros((1, 2)))
+
+
+def test_without_spatial_structure_leave_one_out_picks_the_per_gene_mean():
+    """Pure noise around a common profile: the widest kernel (h = inf) is the per-gene mean."""
+    rng = np.random.default_rng(4)
+    coords = rng.uniform(0, 200, size=(300, 2))
+    X = sp.csr_matrix(rng.poisson(np.linspace(0.2, 3.0, 8), size=(300, 8)).astype(np.float32))
+    model = GaussianSmoother().fit(X, coords)
+    assert np.isinf(model.bandwidth_)
+    np.testing.assert_allclose(model.predict(coords[:5]), np.tile(X.mean(0).A, (5, 1)), rtol=1e-5)
+    # Leaving a spot out of the mean: the mean of the other spots.
+    others = np.asarray(X[1:].mean(0)).ravel()
+    np.testing.assert_allclose(model.predict(coords[:1], exclude_self=True)[0], others, rtol=1e-5)
+    # With local structure the same grid settles near the spot spacing.
+    Xs, cs = _scattered_slice(600)
+    assert np.isfinite(GaussianSmoother().fit(Xs, cs).bandwidth_)
+
+
+def test_kernels_wider_than_max_neighbors_are_not_tried():
+    X, coords = _scattered_slice(400)
+    model = GaussianSmoother(max_neighbors=40).fit(X, coords)
+    tried = set(model.cv_errors_)
+    assert np.inf in tried and 0.35 in tried
+    assert 16.0 not in tried  # 3 × 16 spacings would hold most of the 400 spots

@@ -1,4 +1,4 @@
-"""Issue #8 pieces: a decoder output that cannot die, and the kNN blend."""
+"""Issue #8 pieces: a decoder output that cannot die, and the blend with interpolation."""
 
 from __future__ import annotations
 
@@ -76,21 +76,25 @@ def test_blend_is_fitted_saved_and_reloaded(blended, tmp_path):
     assert model.blend_ is not None and model.val_indices_.size > 0
     w = model.blend_.weight
     assert 0.0 < w < 1.0  # both the field and the interpolation contribute here
+    interpolator = model.blend_.interpolator
     assert model.fit_params["blend"] == {
-        "weight": w, "k": model.blend_.k, "val_spots": model.val_indices_.size,
-    }  # fmt: skip
-    # The interpolation part uses every fitted spot (in the field's normalised frame, with
-    # Gaussian weights), the field part is the network.
+        "weight": w,
+        "bandwidth_spacings": round(interpolator.bandwidth_ / interpolator.spacing_, 4),
+        "val_spots": model.val_indices_.size,
+    }
+    # The interpolation part uses every fitted spot (in the field's normalised frame, Gaussian
+    # kernel with a leave-one-out bandwidth), the field part is the network.
     np.testing.assert_array_equal(model.blend_.coords, model._blend_space(C[train]))
     config = model.blend_.config()
-    assert config["kernel"] == "gaussian" and config["normalized"] and config["bandwidth"] > 0
+    assert config["kernel"] == "nadaraya-watson" and config["normalized"]
+    assert config["bandwidth"] == interpolator.bandwidth_ > 0
     pred = model.predict(C[test])
     model.save(tmp_path / "m")
     loaded = SUICA.load(tmp_path / "m", accelerator="cpu")
     assert (
         loaded.blend_ is not None
         and loaded.blend_.weight == w
-        and loaded.blend_.k == model.blend_.k
+        and loaded.blend_.interpolator.bandwidth_ == interpolator.bandwidth_
     )
     np.testing.assert_allclose(loaded.predict(C[test]), pred, rtol=1e-6, atol=1e-6)
     grid = loaded.render_grid(5.0)
@@ -105,7 +109,7 @@ def test_exclude_self_leaves_the_fitted_spot_out(blended):
     field_only = SUICA.__new__(SUICA)
     field_only.__dict__.update({**model.__dict__, "blend_": None})
     w = model.blend_.weight
-    knn_self = model.blend_._knn.predict(model._blend_space(C[train[:10]]))
+    knn_self = model.blend_.interpolator.predict(model._blend_space(C[train[:10]]))
     np.testing.assert_allclose(
         at_spots, (1 - w) * field_only.predict(C[train[:10]]) + w * knn_self, atol=1e-5
     )
@@ -133,3 +137,27 @@ def test_gathered_choice_equals_the_dense_one():
         for key in CRITERIA:
             assert scores[cand][key] == pytest.approx(dense[key], rel=1e-6, abs=1e-9), key
     assert 0.0 < w <= 1.0
+
+
+def test_blend_configs_round_trip_including_older_folders():
+    """The per-gene-mean limit survives JSON; folders from before store a kNN interpolator."""
+    import json
+
+    from stfield.bench.baselines import GaussianSmoother, KNNInterpolator
+    from stfield.models.blend import InterpolationBlend
+
+    rng = np.random.default_rng(0)
+    coords = rng.uniform(-1, 1, size=(60, 2))
+    X = sp.csr_matrix(rng.poisson(1.5, size=(60, 5)).astype(np.float32))
+    queries = rng.uniform(-1, 1, size=(7, 2))
+    for interpolator in (
+        GaussianSmoother(bandwidth=np.inf).fit(X, coords),
+        GaussianSmoother().fit(X, coords),
+        KNNInterpolator(k=4, kernel="gaussian").fit(X, coords),
+        KNNInterpolator(k=3).fit(X, coords),
+    ):
+        blend = InterpolationBlend(interpolator, 0.4, normalized=True)
+        config = json.loads(json.dumps(blend.config()))  # what a model folder stores
+        again = InterpolationBlend.from_arrays(blend.to_arrays(), config)
+        field = np.zeros((7, 5), dtype=np.float32)
+        np.testing.assert_allclose(again.mix(field, queries), blend.mix(field, queries), rtol=1e-6)

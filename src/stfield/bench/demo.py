@@ -238,7 +238,7 @@ def _suica_section(suica: dict[str, Any] | None) -> list[str]:
     return [
         "## Continuous field (SUICA)",
         "",
-        "stfield's default model (SIREN field blended with kNN interpolation, weight "
+        "stfield's default model (SIREN field blended with Gaussian-kernel interpolation, weight "
         f"{suica.get('blend_weight', float('nan')):.2f} chosen on held-out training spots), "
         f"fitted on the training spots in {suica['fit_seconds']:.0f} s "
         f"({stages}); its held-out scores are the `suica` row of the table above. The model "

@@ -35,7 +35,7 @@ _BACKBONES = ("ffn", "siren", "hashgrid")
     type=click.Choice(("stfield", "paper", "fast")),
     default="stfield",
     show_default=True,
-    help="stfield: the configuration measured best on real slices (SIREN field, kNN blend); "
+    help="stfield: the configuration measured best on real slices (SIREN field blended with kernel interpolation); "
     "paper: the published SUICA configuration, exactly; fast: the stfield model on the short "
     "schedule used by the tests.",
 )

@@ -1,9 +1,11 @@
-"""A neural field blended with k-nearest-neighbour interpolation of the fitted spots.
+"""A neural field blended with kernel interpolation of the fitted spots.
 
-The interpolation uses Gaussian weights (bandwidth: the median spot spacing), smooth everywhere:
-inverse-distance weights spike at the fitted spots, which shows as dots on a denser grid.
+The interpolation is Gaussian-kernel smoothing (:class:`~stfield.bench.baselines.gaussian.
+GaussianSmoother`), smooth everywhere (inverse-distance weights spike at the fitted spots, which
+shows as dots on a denser grid), with its bandwidth chosen by leave-one-out on the fitted spots:
+about one spot spacing on tissue, up to the per-gene mean where a slice has no local structure.
 
-``prediction = (1 - w) · field(x) + w · kNN(x)``. The two make different errors: neighbour
+``prediction = (1 - w) · field(x) + w · interpolation(x)``. The two make different errors: neighbour
 interpolation keeps each spot's gene profile (high per-spot correlation) but blurs spatial
 patterns; the field learns per-gene spatial structure (high per-gene correlation) but its
 profiles are noisier. ``w`` is chosen on spots held out from the field's training, as the value
@@ -15,12 +17,14 @@ interpolation, so on those held-out spots the blend never scores below it.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._errors import input_error
+from ..bench.baselines.gaussian import GaussianSmoother
 
 logger = logging.getLogger(__name__)
 
@@ -100,38 +104,35 @@ def choose_weight_gathered(
 
 
 class InterpolationBlend:
-    """kNN interpolation of stored spots, mixed into a field's predictions.
+    """Interpolation of stored spots, mixed into a field's predictions.
 
     Parameters
     ----------
-    knn
-        A fitted :class:`~stfield.bench.baselines.knn.KNNInterpolator` (its spots, expression
-        and ``k`` are what the model stores).
+    interpolator
+        A fitted :class:`~stfield.bench.baselines.gaussian.GaussianSmoother` (or, in model
+        folders written before it, a Gaussian / inverse-distance ``KNNInterpolator``): its spots
+        and expression are what the model stores.
     weight
-        Weight ``w`` of the interpolation in ``(1 - w) · field + w · kNN``.
+        Weight ``w`` of the interpolation in ``(1 - w) · field + w · interpolation``.
     normalized
         The spots are stored in the model's normalised coordinate frame (queries are converted
         by the model); ``False`` for model folders written before, which stored µm.
     """
 
-    def __init__(self, knn: Any, weight: float, normalized: bool = False) -> None:
+    def __init__(self, interpolator: Any, weight: float, normalized: bool = False) -> None:
         if not 0.0 <= weight <= 1.0:
             raise input_error(f"blend weight must be in [0, 1], got {weight}", "blend_weight")
         self.weight = float(weight)
-        self._knn = knn
+        self.interpolator = interpolator
         self.normalized = bool(normalized)
 
     @property
-    def k(self) -> int:
-        return int(self._knn.k_)
-
-    @property
     def X(self) -> sp.csr_matrix:
-        return self._knn.X_
+        return self.interpolator.X_
 
     @property
     def coords(self) -> np.ndarray:
-        return self._knn.coords_
+        return self.interpolator.coords_
 
     def mix(self, field: np.ndarray, coords: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         """Blend a block of field predictions at ``coords``.
@@ -141,8 +142,8 @@ class InterpolationBlend:
         """
         if self.weight == 0.0:
             return field
-        knn = self._knn.predict(coords, exclude_self=exclude_self)
-        return (1.0 - self.weight) * field + self.weight * knn
+        interpolated = self.interpolator.predict(coords, exclude_self=exclude_self)
+        return (1.0 - self.weight) * field + self.weight * interpolated
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         X = self.X
@@ -155,12 +156,21 @@ class InterpolationBlend:
         }
 
     def config(self) -> dict[str, Any]:
-        knn = self._knn
+        it = self.interpolator
+        if isinstance(it, GaussianSmoother):
+            # JSON has no infinity: the per-gene-mean limit is written as the string "inf".
+            h = it.bandwidth_
+            return {
+                "weight": self.weight,
+                "kernel": "nadaraya-watson",
+                "bandwidth": "inf" if math.isinf(h) else h,
+                "normalized": self.normalized,
+            }
         return {
             "weight": self.weight,
-            "k": self.k,
-            "kernel": knn.kernel,
-            "bandwidth": knn.bandwidth_ if knn.kernel == "gaussian" else None,
+            "k": int(it.k_),
+            "kernel": it.kernel,
+            "bandwidth": it.bandwidth_ if it.kernel == "gaussian" else None,
             "normalized": self.normalized,
         }
 
@@ -168,18 +178,20 @@ class InterpolationBlend:
     def from_arrays(
         cls, arrays: dict[str, np.ndarray], config: dict[str, Any]
     ) -> InterpolationBlend:
-        from ..bench.baselines.knn import KNNInterpolator
-
         X = sp.csr_matrix(
             (arrays["blend_data"], arrays["blend_indices"], arrays["blend_indptr"]),
             shape=tuple(int(v) for v in arrays["blend_shape"]),
         )
-        # Model folders written before the kernel option used inverse distances.
-        kernel = config.get("kernel", "idw")
-        bandwidth = config.get("bandwidth") if kernel == "gaussian" else "auto"
-        knn = KNNInterpolator(k=int(config["k"]), kernel=kernel, bandwidth=bandwidth)
-        knn.fit(X, arrays["blend_coords"])
-        return cls(knn, float(config["weight"]), bool(config.get("normalized", False)))
+        kernel = config.get("kernel", "idw")  # folders written before the kernel option: IDW
+        if kernel == "nadaraya-watson":
+            interpolator: Any = GaussianSmoother(bandwidth=float(config["bandwidth"]))
+        else:
+            from ..bench.baselines.knn import KNNInterpolator
+
+            bandwidth = config.get("bandwidth") if kernel == "gaussian" else "auto"
+            interpolator = KNNInterpolator(k=int(config["k"]), kernel=kernel, bandwidth=bandwidth)
+        interpolator.fit(X, arrays["blend_coords"])
+        return cls(interpolator, float(config["weight"]), bool(config.get("normalized", False)))
 
 
 __all__ = [

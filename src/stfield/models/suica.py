@@ -90,8 +90,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: output, no interpolation). ``"stfield"`` is the default, chosen by measurement on real slices
 #: (issue #8, ``docs/benchmarks.md``): a SIREN field (the paper's advice for sparse slices) at
 #: width 256 with its frequency set from the spot spacing, a 64-d embedding from a GAE of
-#: 512-128-64, an output that cannot kill genes while training, and a blend with kNN
-#: interpolation whose weight is chosen on held-out spots.
+#: 512-128-64, an output that cannot kill genes while training, and a blend with Gaussian-kernel
+#: interpolation of the neighbouring spots whose weight is chosen on held-out spots.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
     "paper": {
         "backbone": "ffn",
@@ -190,8 +190,9 @@ class SUICA:
         ReLU while training, ReLU at inference, so no gene can die; see
         :class:`~stfield.models.gae.LeakyWhileTraining`).
     blend
-        ``"knn"`` (default): predictions are mixed with Gaussian-weighted kNN interpolation of the
-        fitted spots, with a weight chosen on held-out training spots
+        ``"knn"`` (default): predictions are mixed with Gaussian-kernel interpolation of the
+        neighbouring fitted spots (bandwidth by leave-one-out, from below one spot spacing up to
+        the per-gene mean), with a weight chosen on held-out training spots
         (:mod:`stfield.models.blend`); the fitted spots are stored with the model. ``"none"``
         (published): the field alone.
     accelerator
@@ -579,11 +580,11 @@ class SUICA:
         self, X: sp.csr_matrix, coords: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray
     ) -> InterpolationBlend:
         """Choose the interpolation weight on the held-out spots, then store every spot."""
-        from ..bench.baselines.knn import KNNInterpolator
+        from ..bench.baselines.gaussian import GaussianSmoother
 
         space = self._blend_space(coords)
         # X[train_idx] is a fresh copy already: the interpolator may keep it as is.
-        held_out = KNNInterpolator(kernel="gaussian").fit(
+        held_out = GaussianSmoother(seed=self.seed).fit(
             X[train_idx].astype(np.float32, copy=False), space[train_idx], copy=False
         )
         # Both predictions are gathered at the held-out truth's non-zeros one block of rows at a
@@ -601,17 +602,23 @@ class SUICA:
             parts.append((r + start, c, block.data[keep], field[r, c], interpolated[r, c]))
         rows, cols, t, f, i = (np.concatenate(a) for a in zip(*parts, strict=True))
         weight, scores = choose_weight_gathered(rows, cols, t, f, i, truth.shape)
-        knn = KNNInterpolator(kernel="gaussian").fit(X, space)  # every spot; k by leave-one-out
-        k = int(knn.k_)
-        self.fit_params["blend"] = {"weight": weight, "k": k, "val_spots": int(val_idx.size)}
+        # Every spot; the bandwidth by leave-one-out again, now on all of them.
+        interpolator = GaussianSmoother(seed=self.seed).fit(X, space)
+        spacings = interpolator.bandwidth_ / interpolator.spacing_
+        self.fit_params["blend"] = {
+            "weight": weight,
+            "bandwidth_spacings": "inf" if math.isinf(spacings) else round(spacings, 4),
+            "val_spots": int(val_idx.size),
+        }
         logger.info(
-            "blend: interpolation weight %.2f (k=%d) chosen on %d held-out spots: %s",
+            "blend: interpolation weight %.2f (bandwidth %.3g spot spacings) chosen on %d "
+            "held-out spots: %s",
             weight,
-            k,
+            spacings,
             val_idx.size,
             scores[weight],
         )
-        return InterpolationBlend(knn, weight, normalized=True)
+        return InterpolationBlend(interpolator, weight, normalized=True)
 
     def _blend_space(self, coords: np.ndarray) -> np.ndarray:
         """Coordinates the blend's neighbours are found in: the field's normalised frame.

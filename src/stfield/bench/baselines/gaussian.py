@@ -7,10 +7,16 @@ average, this chooses *how far*. It is written here rather than taken from sciki
 ``RadiusNeighborsRegressor`` needs a dense target (spots × genes), which an atlas slice cannot
 afford: here the kernel weights are a sparse matrix per block of queries, multiplied into the
 CSR counts. The neighbour search is scikit-learn's.
+
+The bandwidth grid runs from narrower than the spot spacing to ``inf``, the limit where every
+spot weighs the same: the per-gene mean. Where a slice has little spatial structure (cultured
+cells) or heavy noise, leave-one-out picks a wide kernel or the mean itself, so the smoother is
+never much worse than the per-gene mean; where structure is local, it picks about one spacing.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,8 +26,9 @@ from sklearn.neighbors import NearestNeighbors
 from ..._errors import input_error
 from ..._validate import check_coordinates
 
-#: Candidate bandwidths, in units of the median distance between neighbouring fitted spots.
-DEFAULT_BANDWIDTH_GRID = (0.35, 0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0)
+#: Candidate bandwidths, in units of the median distance between neighbouring fitted spots;
+#: ``inf`` is the per-gene mean.
+DEFAULT_BANDWIDTH_GRID = (0.35, 0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 8.0, 16.0, math.inf)
 #: The kernel is cut at this many bandwidths (its weight there is exp(-4.5) ≈ 1% of the peak).
 TRUNCATE = 3.0
 
@@ -36,7 +43,11 @@ class GaussianSmoother:
         leave-one-out on the fitted spots (each predicted from the *other* spots; lowest MSE
         over non-zero entries wins, the criterion of the kNN baseline's ``k``).
     bandwidth_grid
-        Candidates for ``"cv"``, as multiples of the median nearest-neighbour spacing.
+        Candidates for ``"cv"``, as multiples of the median nearest-neighbour spacing (``inf``:
+        the per-gene mean).
+    max_neighbors
+        Finite candidates whose kernel would hold more than this many spots on average (a
+        seeded sample is counted) are skipped, so memory per block of queries stays bounded.
     cv_spots
         At most this many fitted spots (a seeded sample) are scored for the bandwidth choice;
         their neighbours are searched among all fitted spots.
@@ -57,6 +68,7 @@ class GaussianSmoother:
         self,
         bandwidth: float | str = "cv",
         bandwidth_grid: Sequence[float] = DEFAULT_BANDWIDTH_GRID,
+        max_neighbors: int = 1024,
         cv_spots: int = 5000,
         block_rows: int = 4096,
         seed: int = 0,
@@ -67,13 +79,18 @@ class GaussianSmoother:
                 "bandwidth_grid",
             )
         if bandwidth != "cv" and not (
-            isinstance(bandwidth, int | float) and np.isfinite(bandwidth) and bandwidth > 0
+            isinstance(bandwidth, int | float) and not math.isnan(bandwidth) and bandwidth > 0
         ):
             raise input_error(
-                f"bandwidth must be a number > 0 or 'cv', got {bandwidth!r}", "bandwidth"
+                f"bandwidth must be a number > 0 (inf: the per-gene mean) or 'cv', got "
+                f"{bandwidth!r}",
+                "bandwidth",
             )
+        if max_neighbors < 1:
+            raise input_error(f"max_neighbors must be >= 1, got {max_neighbors}", "max_neighbors")
         self.bandwidth = bandwidth
         self.bandwidth_grid = tuple(float(b) for b in bandwidth_grid)
+        self.max_neighbors = int(max_neighbors)
         self.cv_spots = int(cv_spots)
         self.block_rows = int(block_rows)
         self.seed = seed
@@ -88,6 +105,7 @@ class GaussianSmoother:
             raise input_error("kernel smoothing needs at least 2 fitted spots", "gaussian")
         shared = not copy and sp.isspmatrix_csr(X) and X.dtype == np.float32
         self.X_ = X if shared else sp.csr_matrix(X, dtype=np.float32)
+        self.total_ = np.asarray(self.X_.sum(axis=0), dtype=np.float64).ravel()
         self.nn_ = NearestNeighbors().fit(self.coords_)
         dist, _ = self.nn_.kneighbors(self.coords_, n_neighbors=2)
         positive = dist[:, 1][dist[:, 1] > 0]
@@ -99,13 +117,25 @@ class GaussianSmoother:
         spots = np.arange(n)
         if n > self.cv_spots:
             spots = np.sort(rng.choice(n, size=self.cv_spots, replace=False))
-        widths = [self.spacing_ * b for b in self.bandwidth_grid]
+        multiples = [b for b in self.bandwidth_grid if self._affordable(self.spacing_ * b, rng)]
+        widths = [self.spacing_ * b for b in multiples]
         errors = np.array([self._loo_mse(h, spots) for h in widths])
         best = int(np.argmin(errors))  # first of equal errors: the narrowest
-        self.cv_errors_ = dict(zip(self.bandwidth_grid, errors.tolist(), strict=True))
+        self.cv_errors_ = dict(zip(multiples, errors.tolist(), strict=True))
         self.cv_mse_ = float(errors[best])
         self.bandwidth_ = widths[best]
         return self
+
+    def _affordable(self, h: float, rng: np.random.Generator) -> bool:
+        """Whether the kernel at ``h`` holds at most ``max_neighbors`` spots on average."""
+        if math.isinf(h):
+            return True  # the mean needs no kernel matrix
+        n = self.coords_.shape[0]
+        if n <= self.max_neighbors:
+            return True
+        probe = self.coords_[rng.choice(n, size=min(n, 256), replace=False)]
+        hits = self.nn_.radius_neighbors(probe, radius=TRUNCATE * h, return_distance=False)
+        return float(np.mean([len(x) for x in hits])) <= self.max_neighbors
 
     def _kernel(self, queries: np.ndarray, h: float, drop: np.ndarray | None) -> sp.csr_matrix:
         """Row-normalised kernel weights of ``queries`` on the fitted spots, as CSR.
@@ -128,7 +158,21 @@ class GaussianSmoother:
         return sp.diags(1.0 / sums) @ w
 
     def _smooth(self, queries: np.ndarray, h: float, drop: np.ndarray | None) -> np.ndarray:
+        if math.isinf(h):
+            return self._mean(queries.shape[0], drop)
         return np.asarray((self._kernel(queries, h, drop) @ self.X_).todense(), dtype=np.float32)
+
+    def _mean(self, n_rows: int, drop: np.ndarray | None) -> np.ndarray:
+        """The ``h = inf`` limit: the mean of the fitted spots (without ``drop[i]`` in row i)."""
+        n = self.X_.shape[0]
+        out = np.broadcast_to(self.total_, (n_rows, self.total_.size)).copy()
+        if drop is not None and (drop >= 0).any():
+            rows = np.flatnonzero(drop >= 0)
+            out[rows] -= self.X_[drop[rows]].toarray()
+            counts = np.where(drop >= 0, n - 1, n)[:, None]
+        else:
+            counts = n
+        return (out / counts).astype(np.float32)
 
     def _loo_mse(self, h: float, spots: np.ndarray) -> float:
         """Pooled MSE over the non-zero entries of ``spots``, each predicted without itself."""

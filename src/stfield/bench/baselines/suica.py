@@ -1,7 +1,7 @@
 """SUICA and its ablations (paper Table 3) behind the baseline protocol.
 
 ``suica`` is stfield's default model (``SUICA()``: the ``"stfield"`` preset, issue #8: SIREN
-field, an output that cannot kill genes while training, kNN blend). ``suica-paper`` is the
+field, an output that cannot kill genes while training, blend with kernel interpolation). ``suica-paper`` is the
 published configuration (``SUICA(preset="paper")``); the paper's ablations each remove one
 component from it:
 
@@ -12,7 +12,7 @@ component from it:
 
 The steps from the published model to the default (issue #8), each one change: ``suica-siren``
 (the published model with a SIREN backbone), ``suica-leaky`` (that, with the decoder output
-leaky while training) and ``suica-knn`` (that, blended with kNN interpolation).
+leaky while training) and ``suica-knn`` (that, blended with neighbour interpolation).
 
 Tasks follow :mod:`stfield.tl`: for denoising the model predicts each fitted spot from the field
 alone (:func:`stfield.tl.denoise`), so a default model is fitted there without a blend.
@@ -122,7 +122,7 @@ SUICA_METHODS: dict[str, Callable[..., Any]] = {
     "suica-nograph": _variant(model_preset="paper", n_neighbors=1),
     "suica-noae": _noae,
     # Issue #8, one change at a time from the published model towards the default: a SIREN
-    # backbone; the decoder's output kept alive while training (leaky); the kNN blend.
+    # backbone; the decoder's output kept alive while training (leaky); the blend.
     "suica-siren": _variant(model_preset="paper", backbone="siren"),
     "suica-leaky": _variant(model_preset="paper", backbone="siren", decoder_activation="leaky"),
     "suica-knn": _variant(
