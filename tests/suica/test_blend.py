@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 from suica_helpers import TINY, make_field
 
-from stfield.models.blend import CRITERIA, choose_weight
+from stfield.models.blend import CRITERIA, choose_weight, rescale_to_field
 from stfield.models.gae import MLPDecoder
 from stfield.models.suica import SUICA
 
@@ -40,15 +40,15 @@ def test_choose_weight_never_scores_below_interpolation():
     truth = rng.poisson(2.0, size=(200, 30)).astype(np.float32)
     interpolated = truth + rng.normal(0, 1.5, truth.shape).astype(np.float32)
     field = truth + rng.normal(0, 1.5, truth.shape).astype(np.float32)  # independent errors
-    w, scores = choose_weight(sp.csr_matrix(truth), field, interpolated)
+    w, rescaled, scores = choose_weight(sp.csr_matrix(truth), field, interpolated)
     assert 0.0 < w < 1.0  # averaging independent errors helps every measure
-    ref = scores[1.0]
+    ref = scores[(1.0, False)]
     for key, sign in CRITERIA.items():
-        assert sign * (scores[w][key] - ref[key]) > 0, key
+        assert sign * (scores[(w, rescaled)][key] - ref[key]) > 0, key
     # A field of pure noise is not mixed in: every mix lowers some measure.
     noise = rng.permutation(truth.ravel()).reshape(truth.shape)
-    w_bad, _ = choose_weight(sp.csr_matrix(truth), noise, interpolated)
-    assert w_bad == 1.0
+    w_bad, rescaled_bad, _ = choose_weight(sp.csr_matrix(truth), noise, interpolated)
+    assert (w_bad, rescaled_bad) == (1.0, False)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,7 @@ def test_blend_is_fitted_saved_and_reloaded(blended, tmp_path):
     interpolator = model.blend_.interpolator
     assert model.fit_params["blend"] == {
         "weight": w,
+        "rescale": model.blend_.rescale,
         "bandwidth_spacings": round(interpolator.bandwidth_ / interpolator.spacing_, 4),
         "val_spots": model.val_indices_.size,
     }
@@ -110,9 +111,11 @@ def test_exclude_self_leaves_the_fitted_spot_out(blended):
     field_only.__dict__.update({**model.__dict__, "blend_": None})
     w = model.blend_.weight
     knn_self = model.blend_.interpolator.predict(model._blend_space(C[train[:10]]))
-    np.testing.assert_allclose(
-        at_spots, (1 - w) * field_only.predict(C[train[:10]]) + w * knn_self, atol=1e-5
-    )
+    field = field_only.predict(C[train[:10]])
+    expected = (1 - w) * field + w * knn_self
+    if model.blend_.rescale:
+        expected = rescale_to_field(expected, field.sum(1), expected.sum(1))
+    np.testing.assert_allclose(at_spots, expected, atol=1e-5)
 
 
 def test_bad_options_are_clear():
@@ -131,12 +134,34 @@ def test_gathered_choice_equals_the_dense_one():
     truth.data = rng.poisson(3.0, truth.nnz).astype(np.float32) + 1
     field = rng.gamma(2.0, 1.0, truth.shape).astype(np.float32)
     interpolated = truth.toarray() + rng.normal(0, 1.0, truth.shape).astype(np.float32)
-    w, scores = choose_weight(truth, field, interpolated)
+    w, _, scores = choose_weight(truth, field, interpolated)
     for cand in (0.0, 0.35, 1.0):
-        dense = evaluate(truth, (1 - cand) * field + cand * interpolated)
-        for key in CRITERIA:
-            assert scores[cand][key] == pytest.approx(dense[key], rel=1e-6, abs=1e-9), key
+        mix = (1 - cand) * field + cand * interpolated
+        rescaled = rescale_to_field(mix, field.sum(1), mix.sum(1))
+        for values, flag in ((mix, False), (rescaled, True)):
+            dense = evaluate(truth, values)
+            for key in CRITERIA:
+                got = scores[(cand, flag)][key]
+                assert got == pytest.approx(dense[key], rel=1e-5, abs=1e-9), (cand, flag, key)
     assert 0.0 < w <= 1.0
+
+
+def test_rescaling_keeps_the_profile_at_the_field_level():
+    """Per-spot cosine and Pearson are those of the mix; each spot's total is the field's."""
+    from stfield.bench.metrics import evaluate
+
+    rng = np.random.default_rng(3)
+    truth = sp.random(50, 20, density=0.4, random_state=3, format="csr", dtype=np.float32)
+    truth.data = rng.gamma(2.0, 3.0, truth.nnz).astype(np.float32)
+    field = truth.toarray() * 1.3 + rng.gamma(1.0, 0.5, truth.shape).astype(np.float32)
+    interpolated = 0.3 * truth.toarray() + rng.gamma(1.0, 0.2, truth.shape).astype(np.float32)
+    mix = 0.5 * field + 0.5 * interpolated
+    out = rescale_to_field(mix, field.sum(1), mix.sum(1))
+    np.testing.assert_allclose(out.sum(1), field.sum(1), rtol=1e-5)
+    a, b = evaluate(truth, mix), evaluate(truth, out)
+    assert a["cosine"] == pytest.approx(b["cosine"]) and a["pearson"] == pytest.approx(b["pearson"])
+    zero = rescale_to_field(np.zeros((2, 3), np.float32), np.ones(2), np.zeros(2))
+    assert np.array_equal(zero, np.zeros((2, 3)))  # nothing to scale: left as it is
 
 
 def test_blend_configs_round_trip_including_older_folders():
@@ -156,8 +181,17 @@ def test_blend_configs_round_trip_including_older_folders():
         KNNInterpolator(k=4, kernel="gaussian").fit(X, coords),
         KNNInterpolator(k=3).fit(X, coords),
     ):
-        blend = InterpolationBlend(interpolator, 0.4, normalized=True)
-        config = json.loads(json.dumps(blend.config()))  # what a model folder stores
-        again = InterpolationBlend.from_arrays(blend.to_arrays(), config)
-        field = np.zeros((7, 5), dtype=np.float32)
-        np.testing.assert_allclose(again.mix(field, queries), blend.mix(field, queries), rtol=1e-6)
+        for rescale in (False, True):
+            blend = InterpolationBlend(interpolator, 0.4, normalized=True, rescale=rescale)
+            config = json.loads(json.dumps(blend.config()))  # what a model folder stores
+            again = InterpolationBlend.from_arrays(blend.to_arrays(), config)
+            assert again.rescale == rescale
+            field = rng.gamma(2.0, 1.0, (7, 5)).astype(np.float32)
+            mixed = blend.mix(field, queries)
+            np.testing.assert_allclose(again.mix(field, queries), mixed, rtol=1e-6)
+            if rescale:
+                np.testing.assert_allclose(mixed.sum(1), field.sum(1), rtol=1e-5)
+    # A folder written before the rescale option has none.
+    old = InterpolationBlend(GaussianSmoother().fit(X, coords), 0.4, normalized=True).config()
+    old.pop("rescale")
+    assert not InterpolationBlend.from_arrays(blend.to_arrays(), old).rescale

@@ -39,8 +39,9 @@ def choose_weight(
     field: np.ndarray,
     interpolated: np.ndarray,
     grid: tuple[float, ...] = WEIGHT_GRID,
-) -> tuple[float, dict[float, dict[str, float]]]:
-    """Weight of ``interpolated`` that maximises the smallest relative gain over it.
+    rescale: bool = True,
+) -> tuple[float, bool, dict[tuple[float, bool], dict[str, float]]]:
+    """Blend that maximises the smallest relative gain over the interpolation alone.
 
     Parameters
     ----------
@@ -48,23 +49,55 @@ def choose_weight(
         Held-out spots × genes (sparse).
     field, interpolated
         The field's and the interpolation's predictions of those spots (dense).
+    grid
+        Candidate weights of the interpolation.
+    rescale
+        Also try each weight with the blend rescaled, spot by spot, to the field's total
+        (:func:`rescale_to_field`).
 
     Returns
     -------
-    The chosen weight and the scores of every candidate.
+    The chosen weight, whether it is rescaled, and the scores of every candidate
+    ``(weight, rescaled)``.
     """
     coo = sp.coo_matrix(truth)
     keep = coo.data > 0
     rows, cols = coo.row[keep], coo.col[keep]
+    field, interpolated = np.asarray(field), np.asarray(interpolated)
+    totals = (field.sum(axis=1), interpolated.sum(axis=1)) if rescale else None
     return choose_weight_gathered(
         rows,
         cols,
         coo.data[keep],
-        np.asarray(field)[rows, cols],
-        np.asarray(interpolated)[rows, cols],
+        field[rows, cols],
+        interpolated[rows, cols],
         truth.shape,
         grid,
+        totals=totals,
     )
+
+
+def rescale_factor(field_total: np.ndarray, blended_total: np.ndarray) -> np.ndarray:
+    """Per-row factor that brings a mix's total to the field's (1 where the mix sums to 0)."""
+    blended_total = np.asarray(blended_total, dtype=np.float64)
+    ok = blended_total > 1e-12
+    return np.where(
+        ok, np.asarray(field_total, dtype=np.float64) / np.where(ok, blended_total, 1), 1
+    )
+
+
+def rescale_to_field(
+    blended: np.ndarray, field_total: np.ndarray, blended_total: np.ndarray
+) -> np.ndarray:
+    """Scale each row of ``blended`` so that its total is the field's.
+
+    The interpolation averages neighbours' values, zeros included, so its level at a spot is
+    below the field's (which the decoder fits on the non-zero entries); mixing it in lowers the
+    level of the whole profile. Rescaling keeps the mix's profile (per-spot cosine and Pearson
+    are unchanged) at the field's level. A row whose mix sums to 0 is left as it is.
+    """
+    factor = rescale_factor(field_total, blended_total)
+    return (blended * factor[:, None]).astype(blended.dtype, copy=False)
 
 
 def choose_weight_gathered(
@@ -75,19 +108,32 @@ def choose_weight_gathered(
     interpolated: np.ndarray,
     shape: tuple[int, int],
     grid: tuple[float, ...] = WEIGHT_GRID,
-) -> tuple[float, dict[float, dict[str, float]]]:
+    totals: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[float, bool, dict[tuple[float, bool], dict[str, float]]]:
     """:func:`choose_weight` from the values at the truth's positive entries only.
 
     Every criterion is measured over those entries, so the candidates never need a dense
-    prediction: memory is O(non-zeros of the held-out spots).
+    prediction: memory is O(non-zeros of the held-out spots). ``totals`` (the field's and the
+    interpolation's row sums over *all* genes, one per held-out spot) adds the rescaled
+    candidates; without it only plain mixes are tried.
     """
     from ..bench.metrics import nonzero_scores
 
-    scores = {}
-    for w in grid:
-        m = nonzero_scores(rows, cols, truth, (1.0 - w) * field + w * interpolated, shape)
-        scores[w] = {k: float(m[k]) for k in CRITERIA}
-    ref = scores[1.0] if 1.0 in scores else scores[max(scores)]
+    candidates = [(float(w), False) for w in sorted(grid, reverse=True)]
+    if totals is not None:
+        # Plain before rescaled at equal weight, so that ties keep the plain mix.
+        candidates = [c for w, _ in candidates for c in ((w, False), (w, True))]
+    scores: dict[tuple[float, bool], dict[str, float]] = {}
+    for w, rescaled in candidates:
+        values = (1.0 - w) * field + w * interpolated
+        if rescaled:
+            field_total, interp_total = (np.asarray(t, dtype=np.float64) for t in totals)
+            factor = rescale_factor(field_total, (1.0 - w) * field_total + w * interp_total)
+            values = values * factor[rows]
+        m = nonzero_scores(rows, cols, truth, values, shape)
+        scores[(w, rescaled)] = {k: float(m[k]) for k in CRITERIA}
+    reference = (1.0, False) if (1.0, False) in scores else candidates[0]
+    ref = scores[reference]
 
     def worst_gain(s: dict[str, float]) -> float:
         gains = []
@@ -99,8 +145,8 @@ def choose_weight_gathered(
         return round(min(gains), 6) if gains else 0.0
 
     # Ties (e.g. no gain anywhere) go to the larger interpolation weight: the safer choice.
-    best = max(sorted(grid, reverse=True), key=lambda w: worst_gain(scores[w]))
-    return float(best), scores
+    best = max(candidates, key=lambda c: worst_gain(scores[c]))
+    return best[0], best[1], scores
 
 
 class InterpolationBlend:
@@ -117,14 +163,20 @@ class InterpolationBlend:
     normalized
         The spots are stored in the model's normalised coordinate frame (queries are converted
         by the model); ``False`` for model folders written before, which stored µm.
+    rescale
+        Scale each blended spot to the field's total (:func:`rescale_to_field`); ``False`` for
+        model folders written before.
     """
 
-    def __init__(self, interpolator: Any, weight: float, normalized: bool = False) -> None:
+    def __init__(
+        self, interpolator: Any, weight: float, normalized: bool = False, rescale: bool = False
+    ) -> None:
         if not 0.0 <= weight <= 1.0:
             raise input_error(f"blend weight must be in [0, 1], got {weight}", "blend_weight")
         self.weight = float(weight)
         self.interpolator = interpolator
         self.normalized = bool(normalized)
+        self.rescale = bool(rescale)
 
     @property
     def X(self) -> sp.csr_matrix:
@@ -143,7 +195,10 @@ class InterpolationBlend:
         if self.weight == 0.0:
             return field
         interpolated = self.interpolator.predict(coords, exclude_self=exclude_self)
-        return (1.0 - self.weight) * field + self.weight * interpolated
+        blended = (1.0 - self.weight) * field + self.weight * interpolated
+        if self.rescale:
+            blended = rescale_to_field(blended, field.sum(axis=1), blended.sum(axis=1))
+        return blended
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         X = self.X
@@ -165,6 +220,7 @@ class InterpolationBlend:
                 "kernel": "nadaraya-watson",
                 "bandwidth": "inf" if math.isinf(h) else h,
                 "normalized": self.normalized,
+                "rescale": self.rescale,
             }
         return {
             "weight": self.weight,
@@ -172,6 +228,7 @@ class InterpolationBlend:
             "kernel": it.kernel,
             "bandwidth": it.bandwidth_ if it.kernel == "gaussian" else None,
             "normalized": self.normalized,
+            "rescale": self.rescale,
         }
 
     @classmethod
@@ -191,7 +248,12 @@ class InterpolationBlend:
             bandwidth = config.get("bandwidth") if kernel == "gaussian" else "auto"
             interpolator = KNNInterpolator(k=int(config["k"]), kernel=kernel, bandwidth=bandwidth)
         interpolator.fit(X, arrays["blend_coords"])
-        return cls(interpolator, float(config["weight"]), bool(config.get("normalized", False)))
+        return cls(
+            interpolator,
+            float(config["weight"]),
+            normalized=bool(config.get("normalized", False)),
+            rescale=bool(config.get("rescale", False)),
+        )
 
 
 __all__ = [
@@ -200,4 +262,6 @@ __all__ = [
     "InterpolationBlend",
     "choose_weight",
     "choose_weight_gathered",
+    "rescale_factor",
+    "rescale_to_field",
 ]

@@ -592,6 +592,7 @@ class SUICA:
         truth = X[val_idx].tocsr()
         rows_per_block = max(1, DENSE_BATCH_ELEMENTS // max(X.shape[1], 1))
         parts: list[tuple[np.ndarray, ...]] = []
+        totals: list[tuple[np.ndarray, np.ndarray]] = []
         for start in range(0, val_idx.size, rows_per_block):
             block = truth[start : start + rows_per_block].tocoo()
             keep = block.data > 0
@@ -600,25 +601,31 @@ class SUICA:
             field = self.predict(coords[rows_here])  # blend_ is None here: the field alone
             interpolated = held_out.predict(space[rows_here])
             parts.append((r + start, c, block.data[keep], field[r, c], interpolated[r, c]))
+            totals.append((field.sum(axis=1), interpolated.sum(axis=1)))
         rows, cols, t, f, i = (np.concatenate(a) for a in zip(*parts, strict=True))
-        weight, scores = choose_weight_gathered(rows, cols, t, f, i, truth.shape)
+        field_totals, interp_totals = (np.concatenate(a) for a in zip(*totals, strict=True))
+        weight, rescale, scores = choose_weight_gathered(
+            rows, cols, t, f, i, truth.shape, totals=(field_totals, interp_totals)
+        )
         # Every spot; the bandwidth by leave-one-out again, now on all of them.
         interpolator = GaussianSmoother(seed=self.seed).fit(X, space)
         spacings = interpolator.bandwidth_ / interpolator.spacing_
         self.fit_params["blend"] = {
             "weight": weight,
+            "rescale": rescale,
             "bandwidth_spacings": "inf" if math.isinf(spacings) else round(spacings, 4),
             "val_spots": int(val_idx.size),
         }
         logger.info(
-            "blend: interpolation weight %.2f (bandwidth %.3g spot spacings) chosen on %d "
+            "blend: interpolation weight %.2f%s (bandwidth %.3g spot spacings) chosen on %d "
             "held-out spots: %s",
             weight,
+            ", rescaled to the field's totals" if rescale else "",
             spacings,
             val_idx.size,
-            scores[weight],
+            scores[(weight, rescale)],
         )
-        return InterpolationBlend(interpolator, weight, normalized=True)
+        return InterpolationBlend(interpolator, weight, normalized=True, rescale=rescale)
 
     def _blend_space(self, coords: np.ndarray) -> np.ndarray:
         """Coordinates the blend's neighbours are found in: the field's normalised frame.
