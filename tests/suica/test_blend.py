@@ -164,6 +164,26 @@ def test_rescaling_keeps_the_profile_at_the_field_level():
     assert np.array_equal(zero, np.zeros((2, 3)))  # nothing to scale: left as it is
 
 
+def test_a_rescaled_mix_is_chosen_when_only_the_level_is_off():
+    """Rescaling ties on the scale-free measures; the next-weakest gain must decide for it."""
+    rng = np.random.default_rng(4)
+    truth = sp.random(200, 30, density=0.3, random_state=4, format="csr", dtype=np.float32)
+    truth.data = rng.gamma(2.0, 3.0, truth.nnz).astype(np.float32)
+    dense = truth.toarray()
+    field = dense + rng.normal(0, 1.0, dense.shape).astype(np.float32)
+    # The interpolation has each spot's profile, at a level off by a different factor per spot.
+    level = rng.uniform(0.3, 1.0, (dense.shape[0], 1)).astype(np.float32)
+    interpolated = level * (dense + rng.normal(0, 1.0, dense.shape).astype(np.float32))
+    w, rescaled, scores = choose_weight(truth, field, interpolated)
+    assert rescaled and 0.0 < w < 1.0
+    plain = scores[(w, False)]
+    assert scores[(w, True)]["mse"] < plain["mse"]
+    assert scores[(w, True)]["cosine"] == pytest.approx(plain["cosine"], abs=1e-6)
+    # Without the rescaled candidates the choice is a plain mix.
+    _, rescaled_off, _ = choose_weight(truth, field, interpolated, rescale=False)
+    assert not rescaled_off
+
+
 def test_blend_configs_round_trip_including_older_folders():
     """The per-gene-mean limit survives JSON; folders from before store a kNN interpolator."""
     import json

@@ -10,8 +10,10 @@ interpolation keeps each spot's gene profile (high per-spot correlation) but blu
 patterns; the field learns per-gene spatial structure (high per-gene correlation) but its
 profiles are noisier. ``w`` is chosen on spots held out from the field's training, as the value
 that improves the weakest of four agreement measures (per-spot cosine, MSE, per-spot and
-per-gene Pearson over non-zero entries) most relative to interpolation alone. ``w = 1`` is pure
-interpolation, so on those held-out spots the blend never scores below it.
+per-gene Pearson over non-zero entries) most relative to interpolation alone, then the next
+weakest. ``w = 1`` is pure interpolation, so on those held-out spots the blend never scores below
+it. Each candidate is also tried rescaled, spot by spot, to the field's predicted total: the
+field learns each spot's level, the kernel's mean of neighbours does not.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def choose_weight(
     grid: tuple[float, ...] = WEIGHT_GRID,
     rescale: bool = True,
 ) -> tuple[float, bool, dict[tuple[float, bool], dict[str, float]]]:
-    """Blend that maximises the smallest relative gain over the interpolation alone.
+    """Blend that maximises the smallest relative gain over the interpolation alone (leximin).
 
     Parameters
     ----------
@@ -135,17 +137,20 @@ def choose_weight_gathered(
     reference = (1.0, False) if (1.0, False) in scores else candidates[0]
     ref = scores[reference]
 
-    def worst_gain(s: dict[str, float]) -> float:
+    def sorted_gains(s: dict[str, float]) -> tuple[float, ...]:
         gains = []
         for key, sign in CRITERIA.items():
             if not (np.isfinite(s[key]) and np.isfinite(ref[key])):
                 continue
             gains.append(sign * (s[key] - ref[key]) / max(abs(ref[key]), 1e-3))
         # Rounded so that float noise in scale-free measures does not break ties.
-        return round(min(gains), 6) if gains else 0.0
+        return tuple(sorted(round(g, 6) for g in gains)) or (0.0,)
 
-    # Ties (e.g. no gain anywhere) go to the larger interpolation weight: the safer choice.
-    best = max(candidates, key=lambda c: worst_gain(scores[c]))
+    # Leximin: the smallest relative gain decides, then the next smallest. Rescaling a spot
+    # leaves its cosine and Pearson unchanged, so a rescaled mix ties the plain one on those and
+    # wins only if it gains on the others. Full ties (e.g. no gain anywhere) go to the earlier
+    # candidate: the larger interpolation weight, plain before rescaled (the safer choice).
+    best = max(candidates, key=lambda c: sorted_gains(scores[c]))
     return best[0], best[1], scores
 
 

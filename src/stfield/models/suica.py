@@ -192,7 +192,8 @@ class SUICA:
     blend
         ``"knn"`` (default): predictions are mixed with Gaussian-kernel interpolation of the
         neighbouring fitted spots (bandwidth by leave-one-out, from below one spot spacing up to
-        the per-gene mean), with a weight chosen on held-out training spots
+        the per-gene mean), with a weight, and whether each spot's mix is rescaled to the
+        field's predicted total, chosen on held-out training spots
         (:mod:`stfield.models.blend`); the fitted spots are stored with the model. ``"none"``
         (published): the field alone.
     accelerator
