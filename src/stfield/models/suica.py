@@ -608,6 +608,7 @@ class SUICA:
         weight, rescale, scores = choose_weight_gathered(
             rows, cols, t, f, i, truth.shape, totals=(field_totals, interp_totals)
         )
+        del held_out  # its copy of the training spots is not needed past this point
         # Every spot; the bandwidth by leave-one-out again, now on all of them.
         interpolator = GaussianSmoother(seed=self.seed).fit(X, space)
         spacings = interpolator.bandwidth_ / interpolator.spacing_

@@ -155,12 +155,14 @@ class GaussianSmoother:
         if empty.size:
             w = _fill_far_rows(w, self.nn_, queries, empty, h, drop, self.X_.shape[0])
         sums = np.asarray(w.sum(axis=1)).ravel()
-        return sp.diags(1.0 / sums) @ w
+        # float32 like the counts: the product with X_ and its dense block stay float32, half
+        # the transient memory of a float64 product and its copy.
+        return (sp.diags(1.0 / sums) @ w).astype(np.float32)
 
     def _smooth(self, queries: np.ndarray, h: float, drop: np.ndarray | None) -> np.ndarray:
         if math.isinf(h):
             return self._mean(queries.shape[0], drop)
-        return np.asarray((self._kernel(queries, h, drop) @ self.X_).todense(), dtype=np.float32)
+        return (self._kernel(queries, h, drop) @ self.X_).toarray()
 
     def _mean(self, n_rows: int, drop: np.ndarray | None) -> np.ndarray:
         """The ``h = inf`` limit: the mean of the fitted spots (without ``drop[i]`` in row i)."""
