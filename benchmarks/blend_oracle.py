@@ -2,7 +2,8 @@
 
     python benchmarks/blend_oracle.py merfish --task genes --seed 0
 
-Fits the default SUICA on the task's input (as the harness does), then scores on the task's
+Fits the default SUICA, blend included, on the task's input (the harness fits denoising without
+the blend; here both tasks get it), then scores on the task's
 truth: the field alone, the default, kNN, the Gaussian kernel at fixed bandwidths (multiples of
 the spot spacing, ``inf`` = the per-gene mean) and mixes of the field with three of them, plain
 and rescaled to the field's totals. The mixes are chosen on the *test* truth here, so they bound

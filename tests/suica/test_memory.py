@@ -7,8 +7,9 @@ every allocation, numpy, scipy or torch alike, however brief (``VmHWM`` is kept 
 not sampled). The slice is 20,000 spots × 2,000 genes at 5 % non-zero (15 MB of CSR); with
 256-row batches the run needs 37-67 MB with the default blend (which keeps one CSR copy of the
 slice for its Gaussian-kernel interpolation; the training stages alone 26-47 MB), while one
-dense copy of the slice (153 MB float32) or anything spots × spots (1.5 GB) breaks the cap. The same child process also runs a positive
-control, ``fit`` with a single ``X.toarray()`` patched in, which must break the cap.
+dense copy of the slice (153 MB float32) or anything spots × spots (1.5 GB) breaks the cap. The
+same child process also runs a positive control, ``fit`` with a single ``X.toarray()`` patched
+in, which must break the cap.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from stfield.models.gae import GAE
 
 N_SPOTS, N_GENES, DENSITY = 20_000, 2_000, 0.05
 #: Peak-RSS increase allowed for the whole fit + predict (MB); measured 37-67 MB over 11 runs with
-#: batches of 256 rows and the default blend (it varies with the allocator, run to run). A dense N × G float32 copy alone is 153 MB, N × N float32 1.5 GB.
+#: batches of 256 rows and the default blend (it varies with the allocator, run to run). A dense
+#: N × G float32 copy alone is 153 MB, N × N float32 1.5 GB.
 CAP_MB = 75.0
 
 CHILD = textwrap.dedent(
